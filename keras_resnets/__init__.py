@@ -1,0 +1,17 @@
+"""keras-resnets: the residual networks of He et al. 2016 and Jastrzebski et al. 2018 in Keras 3.
+
+    import keras_resnets
+    model = keras_resnets.build("preact110")
+    keras_resnets.list_models("resnet110-*")
+    keras_resnets.describe("resnet110-gate-exclusive")
+"""
+
+from keras_resnets.chain import Block, ResidualChain
+from keras_resnets.parameters import count_parameters
+from keras_resnets.registry import build, describe, list_models
+from keras_resnets.shared import SharedResidualStack
+from keras_resnets.units import ResidualUnit, UnitParts, ZeroPadShortcut
+
+__all__ = ["build", "describe", "list_models", "Block", "ResidualChain", "ResidualUnit",
+           "SharedResidualStack", "UnitParts", "ZeroPadShortcut", "count_parameters"]
+__version__ = "0.1.0"

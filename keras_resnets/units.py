@@ -1,0 +1,245 @@
+"""The residual unit of He et al. 2016 (Eq. 1-2), composed as ordering x branch x shortcut.
+
+``ResidualUnit`` computes ``y = merge(h(x), F(x))`` and ``x' = f(y)``: the ordering
+(``orderings.py``) places BN/ReLU around the branch's convolutions (``branches.py``) and after
+the addition; the shortcut variant (``shortcuts.py``) picks ``h`` and the merge rule. Analysis
+code reads the two halves separately through ``parts`` and ``merge`` (Jastrzebski et al. 2018
+need ``F_j(h_j)``, and dropping a block is merging a zero branch).
+"""
+
+from typing import Any, NamedTuple
+
+import keras
+from keras import layers, ops
+
+from keras_resnets.branches import ConvShape, branch_convs
+from keras_resnets.orderings import get_ordering
+from keras_resnets.shortcuts import resolve_shortcut
+
+BN_MOMENTUM = 0.9  # Torch's 0.1 in Keras's convention, as in the papers' Torch code.
+BN_EPSILON = 1e-5
+PROJECTIONS = ("conv", "pad")
+
+
+class UnitParts(NamedTuple):
+    """The two paths of one unit before they merge, and the gate if the variant has one."""
+
+    shortcut: Any  # h(x)
+    residual: Any  # F(x)
+    gate: Any = None  # g(x), the sigmoid gate of Table 1's gated rows
+
+
+def he_normal():
+    """He initialisation as in the authors' Torch code: N(0, 2 / (k * k * out_channels))."""
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+
+
+def kernel_regularizer(weight_decay: float):
+    """SGD weight decay ``wd`` as an L2 loss: d/dw (wd/2 * ||w||^2) = wd * w."""
+    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+
+def norm_op(word: str, name=None):
+    """The layer for an ordering's word ``bn`` or ``relu``."""
+    if word == "bn":
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+    if word == "relu":
+        return layers.ReLU(name=name)
+    raise ValueError(f"Unknown operation {word!r}; accepted: bn, relu.")
+
+
+def apply_layers(sequence, x, training=None):
+    for layer in sequence:
+        x = layer(x, training=training)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class ZeroPadShortcut(layers.Layer):
+    """He et al. 2015's parameter-free "option A" shortcut: subsample by ``strides`` and
+    zero-pad the new channels, so the shortcut stays an identity on the old ones."""
+
+    def __init__(self, filters, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.strides = int(filters), int(strides)
+
+    def call(self, inputs):
+        x = inputs[:, :: self.strides, :: self.strides, :]
+        extra = self.filters - x.shape[-1]
+        if extra < 0:
+            raise ValueError(f"Zero-padding cannot shrink {x.shape[-1]} channels to {self.filters}.")
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width = input_shape[:3]
+        return (batch, _strided(height, self.strides), _strided(width, self.strides),
+                self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+
+
+def _strided(size, strides):
+    """Spatial size after a "same"-padded strided conv; None stays unknown."""
+    return None if size is None else -(-size // strides)
+
+
+def build_layers(sequence, shape):
+    """Build each layer of a chain from its input shape; returns the chain's output shape."""
+    for layer in sequence:
+        if not layer.built:
+            layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+    return shape
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class ResidualUnit(layers.Layer):
+    """One residual unit: ``f(merge(h(x), F(x)))``.
+
+    Args:
+        filters: output channels of the unit (bottleneck: the expanded width).
+        strides: stride of the unit; 2 at the first unit of a downsampling stage.
+        branch: ``basic`` (two 3x3), ``bottleneck`` (1x1-3x3-1x1, x4) or ``single`` (one 3x3).
+        ordering: ``post``, ``bn-after-add``, ``relu-before-add``, ``relu-preact`` or
+            ``preact`` (Table 2).
+        shortcut: ``identity``, ``conv``, ``scale``, ``gate-exclusive``, ``gate-shortcut`` or
+            ``dropout`` (Table 1).
+        projection: the shortcut where the shape changes: ``conv`` (a 1x1 projection, as in
+            He et al. 2016) or ``pad`` (He et al. 2015's parameter-free zero-padding, option A).
+        shortcut_scale, branch_scale: the constants of ``shortcut="scale"``.
+        gate_bias: initial bias ``b_g`` of the gate conv, for the two gated shortcuts.
+        shortcut_dropout: dropout rate on the shortcut, for ``shortcut="dropout"``.
+        dropout_rate: dropout between the branch's convolutions (wide ResNets).
+        preactivate_shortcut: pre-activation orderings only: apply the unit's leading
+            activation once, before the split, so both paths see it. He et al. do this for the
+            first unit after the stem (Sec. 4.1) and, in their code, for projection units.
+        weight_decay: SGD weight decay on this unit's conv kernels (as an L2 penalty).
+    """
+
+    def __init__(self, filters, strides=1, branch="basic", ordering="post", shortcut="identity",
+                 projection="conv", shortcut_scale=None, branch_scale=None, gate_bias=None,
+                 shortcut_dropout=None, dropout_rate=0.0, preactivate_shortcut=False,
+                 weight_decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(filters) != filters or filters < 1 or int(strides) != strides or strides < 1:
+            raise ValueError(
+                f"filters and strides must be positive integers; got {filters}, {strides}.")
+        if not 0.0 <= dropout_rate < 1.0 or weight_decay < 0:
+            raise ValueError(
+                f"dropout_rate must be in [0, 1) and weight_decay >= 0; "
+                f"got {dropout_rate}, {weight_decay}.")
+        self.filters, self.strides = int(filters), int(strides)
+        self.branch, self.ordering, self.shortcut = branch, ordering, shortcut
+        self.shortcut_scale, self.branch_scale = shortcut_scale, branch_scale
+        self.gate_bias, self.shortcut_dropout = gate_bias, shortcut_dropout
+        self.dropout_rate, self.weight_decay = float(dropout_rate), float(weight_decay)
+        self.preactivate_shortcut = bool(preactivate_shortcut)
+        if projection not in PROJECTIONS:
+            raise ValueError(
+                f"Unknown projection {projection!r}; accepted: {', '.join(PROJECTIONS)}.")
+        self.projection = projection
+        self._order = get_ordering(ordering)
+        self._convs = branch_convs(branch, self.filters, self.strides)
+        self._kind, self._options = resolve_shortcut(
+            shortcut, shortcut_scale=shortcut_scale, branch_scale=branch_scale,
+            gate_bias=gate_bias, shortcut_dropout=shortcut_dropout)
+        self._borrowed_convs = None
+
+    def share_convolutions_with(self, other: "ResidualUnit") -> None:
+        """Use ``other``'s conv layers (built first) instead of new ones: weight sharing with
+        per-unit BN, the remedy of Jastrzebski et al. 2018, Sec. 6. Call before ``build``."""
+        self._borrowed_convs = lambda: iter(other.convolutions())
+
+    def convolutions(self) -> list:
+        """Every conv layer of the unit, in a fixed order (branch, projection, gate)."""
+        candidates = self.branch_layers + self.shortcut_layers + [self.gate_layer]
+        return [layer for layer in candidates if isinstance(layer, layers.Conv2D)]
+
+    def build(self, input_shape):
+        borrowed = self._borrowed_convs() if self._borrowed_convs else None
+        shared_pre = self._order.preactivation if self.preactivate_shortcut else ()
+        self.preactivation_layers = [norm_op(word) for word in shared_pre]
+        self.branch_layers = self._branch_ops(len(shared_pre), borrowed)
+        reshapes = self.strides != 1 or input_shape[-1] != self.filters
+        self.shortcut_layers = self._shortcut_ops(reshapes, borrowed)
+        self.gate_layer = None
+        if self._kind.gated:
+            self.gate_layer = self._conv(
+                ConvShape(self.filters, 1, self.strides), borrowed, use_bias=True,
+                activation="sigmoid",
+                bias_initializer=keras.initializers.Constant(self._options["gate_bias"]))
+        self.after_add_layers = [norm_op(word) for word in self._order.after_add]
+
+        shape = build_layers(self.preactivation_layers, input_shape)
+        out_shape = build_layers(self.branch_layers, shape)
+        build_layers(self.shortcut_layers, shape)
+        build_layers([self.gate_layer] if self.gate_layer else [], shape)
+        build_layers(self.after_add_layers, out_shape)
+
+    def _branch_ops(self, skip_leading: int, borrowed) -> list:
+        """The branch F: each conv wrapped in the ordering's words; dropout between convs."""
+        sequence = []
+        for i, shape in enumerate(self._convs):
+            is_last = i == len(self._convs) - 1
+            words = self._order.last if is_last else self._order.inner
+            words = words[skip_leading:] if i == 0 else words
+            for word in words:
+                sequence.append(self._conv(shape, borrowed) if word == "conv" else norm_op(word))
+            if self.dropout_rate and not is_last:
+                sequence.append(layers.Dropout(self.dropout_rate))
+        return sequence
+
+    def _shortcut_ops(self, reshapes: bool, borrowed) -> list:
+        """h(x): identity, zero-padding, or a 1x1 projection (plus BN when the ordering is
+        post-activation, whose branch also ends in BN); then dropout for the dropout variant."""
+        sequence = []
+        if reshapes and self.projection == "pad" and not self._kind.always_project:
+            sequence.append(ZeroPadShortcut(self.filters, self.strides))
+        elif reshapes or self._kind.always_project:
+            sequence.append(self._conv(ConvShape(self.filters, 1, self.strides), borrowed))
+            if not self._order.preactivation:
+                sequence.append(norm_op("bn"))
+        if self._kind.dropout:
+            sequence.append(layers.Dropout(self._options["shortcut_dropout"]))
+        return sequence
+
+    def _conv(self, shape: ConvShape, borrowed, **overrides):
+        if borrowed is not None:
+            return next(borrowed)
+        options = dict(padding="same", use_bias=False, kernel_initializer=he_normal(),
+                       kernel_regularizer=kernel_regularizer(self.weight_decay))
+        options.update(overrides)
+        return layers.Conv2D(shape.filters, shape.kernel_size, strides=shape.strides, **options)
+
+    def parts(self, inputs, training=None) -> UnitParts:
+        """The shortcut ``h(x)``, the branch ``F(x)`` and the gate, before merging."""
+        x = apply_layers(self.preactivation_layers, inputs, training)
+        shortcut = apply_layers(self.shortcut_layers, x, training)
+        residual = apply_layers(self.branch_layers, x, training)
+        gate = self.gate_layer(x) if self.gate_layer is not None else None
+        return UnitParts(shortcut, residual, gate)
+
+    def merge(self, parts: UnitParts, training=None):
+        """``f(merge(h(x), F(x)))``: the variant's merge rule, then the after-addition ops."""
+        y = self._kind.merge(parts.shortcut, parts.residual, parts.gate, self._options)
+        return apply_layers(self.after_add_layers, y, training)
+
+    def call(self, inputs, training=None):
+        return self.merge(self.parts(inputs, training), training)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width = input_shape[:3]
+        return (batch, _strided(height, self.strides), _strided(width, self.strides),
+                self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, strides=self.strides, branch=self.branch,
+            ordering=self.ordering, shortcut=self.shortcut, projection=self.projection,
+            shortcut_scale=self.shortcut_scale,
+            branch_scale=self.branch_scale, gate_bias=self.gate_bias,
+            shortcut_dropout=self.shortcut_dropout, dropout_rate=self.dropout_rate,
+            preactivate_shortcut=self.preactivate_shortcut, weight_decay=self.weight_decay)
+        return config

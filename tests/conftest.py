@@ -1,0 +1,7 @@
+"""Shared fixtures. Tests run on CPU, offline, with the TensorFlow backend."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")

@@ -1,0 +1,1 @@
+"""Training of zoo models with tf.distribute and the papers' recipe."""

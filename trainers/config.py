@@ -1,0 +1,97 @@
+"""The training configuration: plain data that round-trips to JSON and names a whole run.
+
+``TrainConfig.for_recipe("he2016", ...)`` fills in He et al. 2016's CIFAR recipe (papers.md):
+SGD with momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 (0.01 for the first 400
+iterations of the nets the papers warm up), divided by 10 at 50% and 75% of training, 64k
+iterations. Every field stays overridable; ``epochs`` shortens a recipe without changing its
+shape (the drops stay at the same fractions, the warm-up stays in iterations).
+"""
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REFERENCE_BATCH = 128  # The papers' mini-batch; the learning rate scales linearly from it.
+RECIPES = ("he2016",)
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run. Written to ``config.json`` in the run folder."""
+
+    model: str = "preact20"
+    model_overrides: dict = field(default_factory=dict)
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    train_size: int | None = None  # keep only the first N training examples
+    test_size: int | None = None
+    out: str = "runs/preact20-cifar10"
+    recipe: str = "he2016"
+    iterations: int = 64_000  # the paper's length; used when epochs is None
+    epochs: int | None = None  # shortens (or lengthens) the recipe, keeping its shape
+    batch_size: int = REFERENCE_BATCH  # global batch, split over replicas
+    learning_rate: float = 0.1  # at REFERENCE_BATCH; scaled by batch_size / REFERENCE_BATCH
+    momentum: float = 0.9
+    weight_decay: float = 1e-4  # SGD weight decay, as an L2 penalty on conv/dense kernels
+    lr_drops: tuple = (0.5, 0.75)  # fractions of training where the learning rate drops
+    lr_drop_factor: float = 0.1
+    warmup_iterations: int | None = None  # None: 400 where the paper warms up, else 0
+    warmup_learning_rate: float = 0.01
+    augment: bool = True
+    strategy: str = "auto"
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    seed: int = 0
+    checkpoint_every: int = 1  # epochs between checkpoints
+    record_every: int = 0  # epochs between iterative-inference measurements (0: never)
+
+    def __post_init__(self):
+        self.lr_drops = tuple(self.lr_drops)
+        if self.recipe not in RECIPES:
+            raise ValueError(f"Unknown recipe {self.recipe!r}; accepted: {', '.join(RECIPES)}.")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}.")
+        positive = {"batch_size": self.batch_size, "iterations": self.iterations,
+                    "learning_rate": self.learning_rate, "checkpoint_every": self.checkpoint_every}
+        bad = {k: v for k, v in positive.items() if v is None or v <= 0}
+        for name in ("epochs", "train_size", "test_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                bad[name] = value
+        if bad:
+            raise ValueError(f"These settings must be positive: {bad}.")
+
+    @property
+    def scaled_learning_rate(self) -> float:
+        return self.learning_rate * self.batch_size / REFERENCE_BATCH
+
+    def resolved_warmup_iterations(self) -> int:
+        """400 iterations at 0.01 for the nets the papers warm up (He et al. 2015 for
+        ResNet-110 and 1202, He et al. 2016 for its 110-layer ablations and ResNet-1001):
+        every model of depth >= 110; 0 otherwise. An explicit value wins."""
+        if self.warmup_iterations is not None:
+            return self.warmup_iterations
+        depth = int(re.match(r"[a-z]+(\d+)", self.model).group(1))
+        return 400 if depth >= 110 else 0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown config keys {sorted(unknown)}.")
+        return cls(**data)
+
+    def save(self, path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        return cls.from_json(Path(path).read_text())
