@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REFERENCE_BATCH = 128  # The papers' mini-batch; the learning rate scales linearly from it.
-RECIPES = ("he2016",)
+# Recipe name -> the settings it fixes (the dataclass defaults are He et al. 2016's recipe).
+RECIPES = {
+    "he2016": {"iterations": 64_000, "batch_size": REFERENCE_BATCH, "learning_rate": 0.1,
+               "momentum": 0.9, "weight_decay": 1e-4, "lr_drops": (0.5, 0.75),
+               "lr_drop_factor": 0.1, "warmup_learning_rate": 0.01, "augment": True},
+}
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
@@ -47,6 +52,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1  # epochs between checkpoints
     record_every: int = 0  # epochs between iterative-inference measurements (0: never)
+    # BatchNorm statistics over the global batch (True) or per replica (False, the papers'
+    # 2-GPU setup, where each GPU normalised its own half of the mini-batch of 128).
+    sync_batchnorm: bool = False
 
     def __post_init__(self):
         self.lr_drops = tuple(self.lr_drops)
@@ -64,6 +72,19 @@ class TrainConfig:
                 bad[name] = value
         if bad:
             raise ValueError(f"These settings must be positive: {bad}.")
+        if list(self.lr_drops) != sorted(self.lr_drops) or not all(
+                0 < d < 1 for d in self.lr_drops):
+            raise ValueError(f"lr_drops must be increasing fractions of training in (0, 1); "
+                             f"got {self.lr_drops}.")
+        if self.record_every < 0 or (self.warmup_iterations or 0) < 0:
+            raise ValueError("record_every and warmup_iterations must be >= 0.")
+
+    @classmethod
+    def for_recipe(cls, recipe: str = "he2016", **overrides) -> "TrainConfig":
+        """The config of ``recipe`` (see ``RECIPES``) with ``overrides`` on top."""
+        if recipe not in RECIPES:
+            raise ValueError(f"Unknown recipe {recipe!r}; accepted: {', '.join(RECIPES)}.")
+        return cls(recipe=recipe, **{**RECIPES[recipe], **overrides})
 
     @property
     def scaled_learning_rate(self) -> float:
@@ -77,6 +98,24 @@ class TrainConfig:
             return self.warmup_iterations
         depth = int(re.match(r"[a-z]+(\d+)", self.model).group(1))
         return 400 if depth >= 110 else 0
+
+    @property
+    def scaled_warmup_learning_rate(self) -> float:
+        return self.warmup_learning_rate * self.batch_size / REFERENCE_BATCH
+
+    def resolved_epochs(self, steps_per_epoch: int) -> int:
+        """``epochs`` if given, else enough whole epochs to cover ``iterations`` (64k
+        iterations of 390 steps: 165 epochs)."""
+        if self.epochs is not None:
+            return self.epochs
+        return -(-self.iterations // steps_per_epoch)
+
+    def schedule_iterations(self, steps_per_epoch: int) -> int:
+        """The iteration count the learning-rate drops are fractions of: ``iterations`` for the
+        paper's length, ``epochs * steps_per_epoch`` when ``epochs`` shortens the recipe."""
+        if self.epochs is not None:
+            return self.epochs * steps_per_epoch
+        return self.iterations
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -1,0 +1,15 @@
+"""Iterative inference in residual networks: the measurements of Jastrzebski et al. 2018.
+
+    from analysis import analyze
+    result = analyze(model, dataset)          # cosine, l2, drop, intermediate, unroll
+    result.blocks                             # one row per residual block
+    result.unroll                             # one row per (alpha, extra step)
+
+``python -m analysis.run RUN_DIR`` analyses a finished training run; ``python -m
+analysis.sharing`` runs the weight-sharing experiment (Figure 8);
+``analysis.callback.IterativeInferenceCallback`` records cosine and l2 ratio during training.
+"""
+
+from analysis.frames import MEASURES, Analysis, analyze, block_frame
+
+__all__ = ["MEASURES", "Analysis", "analyze", "block_frame"]

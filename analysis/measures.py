@@ -1,0 +1,171 @@
+"""Per-batch measurements of Jastrzebski et al. 2018 on a ``ResidualChain``.
+
+Each ``*_sums`` function maps one batch to per-block SUMS over its examples (plus ``count``),
+so that a loop can add them over batches and replicas and divide once at the end
+(``analysis.loop``). Everything runs in inference mode (``training=False``): BN uses its
+moving statistics, so examples do not interact and per-example quantities are well defined.
+
+Conventions (the paper's Sec. 3-4, ``h_{j+1} = h_j + F_j(h_j)``):
+
+- ``F_j(h_j)`` is ``unit.parts(h_j).residual``, the branch output before the merge.
+- The gradient ``dL/dh_j`` is that of the summed cross-entropy of the batch, so each example's
+  slice is the gradient of its own loss. All of them come from ONE ``tape.gradient`` call.
+- A block whose branch has another shape than its input (the first unit of a downsampling or
+  widening stage) has no ``dL/dh_j`` of F's shape: for it the gradient is taken with respect to
+  the block's shortcut output ``h(h_j)`` (``parts.shortcut``, same shape as F), and the l2 ratio
+  divides by ``||h(h_j)||``. For an identity block ``dL/dh_j = dL/dh_{j+1} (I + dF/dh_j)``, so
+  both readings agree to first order in F. The frame says which was used (``gradient_wrt``).
+"""
+
+import tensorflow as tf
+
+from keras import layers
+
+
+def _flat(x):
+    x = tf.cast(x, tf.float32)
+    return tf.reshape(x, [tf.shape(x)[0], -1])
+
+
+def cosine_per_example(a, b):
+    """``cos(a_i, b_i)`` per example, flattened over positions and channels (0 if either is 0)."""
+    a, b = _flat(a), _flat(b)
+    dot = tf.reduce_sum(a * b, axis=1)
+    return tf.math.divide_no_nan(dot, tf.norm(a, axis=1) * tf.norm(b, axis=1))
+
+
+def l2_ratio_per_example(residual, reference):
+    """``||F_i|| / ||h_i||`` per example (0 where the reference is 0)."""
+    return tf.math.divide_no_nan(tf.norm(_flat(residual), axis=1),
+                                 tf.norm(_flat(reference), axis=1))
+
+
+def crossentropy(labels, logits):
+    """Per-example softmax cross-entropy of integer ``labels``."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+
+
+def correct(labels, logits):
+    """1.0 where the arg-max class is the label, per example."""
+    predicted = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+    return tf.cast(tf.equal(predicted, labels), tf.float32)
+
+
+def entropy(logits):
+    """Per-example entropy (nats) of the softmax prediction."""
+    log_p = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+
+
+def prepare(images, labels):
+    """Float images and flat integer labels, whatever the dataset yields."""
+    return tf.cast(images, tf.float32), tf.reshape(tf.cast(labels, tf.int32), [-1])
+
+
+def head_width(chain) -> int:
+    """Channels the model's classifier reads: the input width of its dense layer."""
+    dense = [layer for layer in chain.head_layers if isinstance(layer, layers.Dense)]
+    if not dense:
+        raise ValueError("The model's head has no Dense layer: not a zoo model.")
+    return int(dense[-1].kernel.shape[0])
+
+
+def input_width(unit) -> int:
+    """Channels a (built) unit reads: the input width of its first convolution."""
+    return int(unit.convolutions()[0].kernel.shape[2])
+
+
+def unit_changes_shape(unit) -> bool:
+    """Whether the unit's output has another shape than its input (stride or width)."""
+    return unit.strides != 1 or input_width(unit) != unit.filters
+
+
+def changes_shape(h, parts) -> bool:
+    """Whether F_j(h_j) has another shape than h_j (static shapes, known at trace time)."""
+    return tuple(h.shape[1:]) != tuple(parts.residual.shape[1:])
+
+
+def _classify(chain, labels, h):
+    logits = chain.head(h, training=False)
+    return tf.reduce_sum(correct(labels, logits)), tf.reduce_sum(crossentropy(labels, logits))
+
+
+def block_gradients(chain, images, labels, gradients: bool = True):
+    """One forward pass and (with ``gradients``) one backward pass over all blocks.
+
+    Returns ``(inputs, parts, references, grads, logits)``: per block ``h_j``, its
+    ``UnitParts``, the reference state of F's shape (``h_j``, or the shortcut output for a
+    shape-changing block) and ``dL/d reference`` of the summed cross-entropy (``None`` without
+    ``gradients``), all from a single ``tape.gradient`` call.
+    """
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(images)  # records every op, so the tape can reach any h_j
+        inputs, parts, logits = chain.hidden_states(images, training=False)
+        loss = tf.reduce_sum(crossentropy(labels, logits))
+    references = [p.shortcut if changes_shape(h, p) else h for h, p in zip(inputs, parts)]
+    grads = tape.gradient(loss, references,
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO) if gradients else None
+    return inputs, parts, references, grads, logits
+
+
+def probe_sums(chain, images, labels, gradients: bool = True) -> dict:
+    """Cosine loss, l2 ratio and intermediate accuracy of EVERY block from one forward pass
+    (``chain.hidden_states``) and, with ``gradients``, one backward pass (``block_gradients``).
+
+    Returns sums over the batch, each stacked over blocks (shape ``[L]``): ``cosine``,
+    ``cosine_sq`` (with ``gradients``), ``l2_ratio``, ``l2_ratio_sq``;
+    ``input_correct``/``input_loss`` (the head on ``h_j``) and ``output_correct``/
+    ``output_loss`` (the head on block j's output), zero for blocks whose width differs from the
+    head's; and ``count``, ``model_correct``, ``model_loss`` for the whole model.
+    """
+    images, labels = prepare(images, labels)
+    inputs, parts, references, grads, logits = block_gradients(chain, images, labels, gradients)
+    sums = {"count": tf.cast(tf.shape(labels)[0], tf.float32),
+            "model_correct": tf.reduce_sum(correct(labels, logits)),
+            "model_loss": tf.reduce_sum(crossentropy(labels, logits))}
+    sums.update(_moments("l2_ratio", [l2_ratio_per_example(p.residual, ref)
+                                      for p, ref in zip(parts, references)]))
+    if gradients:
+        sums.update(_moments("cosine", [cosine_per_example(p.residual, g)
+                                        for p, g in zip(parts, grads)]))
+    sums.update(_intermediate(chain, labels, inputs, parts))
+    return sums
+
+
+def _moments(name, per_block) -> dict:
+    """Sum and sum of squares over the batch, stacked over blocks (for mean and std)."""
+    return {name: tf.stack([tf.reduce_sum(v) for v in per_block]),
+            f"{name}_sq": tf.stack([tf.reduce_sum(v * v) for v in per_block])}
+
+
+def _intermediate(chain, labels, inputs, parts) -> dict:
+    """The model's own head on ``h_j`` and on block j's output, where the widths match."""
+    width, zero = head_width(chain), tf.constant(0.0)
+    results = {key: [] for key in ("input_correct", "input_loss", "output_correct",
+                                   "output_loss")}
+    for block, h, p in zip(chain.blocks, inputs, parts):
+        pairs = {"input": h, "output": block.unit.merge(p, training=False)}
+        for where, state in pairs.items():
+            hit, lost = (_classify(chain, labels, state) if state.shape[-1] == width
+                         else (zero, zero))
+            results[f"{where}_correct"].append(hit)
+            results[f"{where}_loss"].append(lost)
+    return {key: tf.stack(values) for key, values in results.items()}
+
+
+def drop_sums(chain, images, labels) -> dict:
+    """Accuracy and loss with each block dropped in turn (``F_j = 0``, shortcut kept).
+
+    One forward pass caches every ``h_j``; dropping block j then re-runs only the blocks after
+    it (``chain.run_from(j, h_j, drop=j)``). Sums stacked over blocks: ``drop_correct``,
+    ``drop_loss``; plus ``count``.
+    """
+    images, labels = prepare(images, labels)
+    inputs, _, _ = chain.hidden_states(images, training=False)
+    hits, losses = [], []
+    for j, h in enumerate(inputs):
+        logits = chain.run_from(j, h, training=False, drop=j)
+        hits.append(tf.reduce_sum(correct(labels, logits)))
+        losses.append(tf.reduce_sum(crossentropy(labels, logits)))
+    return {"count": tf.cast(tf.shape(labels)[0], tf.float32),
+            "drop_correct": tf.stack(hits), "drop_loss": tf.stack(losses)}

@@ -1,0 +1,4 @@
+"""Trained zoo models as TF SavedModels for TF Serving (``python -m saved_models.export``).
+
+Exported artifacts live in ``saved_models/NAME/VERSION/`` and are git-ignored.
+"""

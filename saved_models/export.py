@@ -1,0 +1,203 @@
+"""Export a trained zoo model as a TF SavedModel that TF Serving loads.
+
+    python -m saved_models.export runs/preact110-cifar10 --out saved_models/preact110/1
+
+The artifact follows TF Serving's layout (``NAME/VERSION/saved_model.pb`` + ``variables/``).
+Its ``serving_default`` signature takes raw ``uint8`` images ``(None, H, W, C)`` under the key
+``images``, standardises them per channel with the training data's mean and std (the papers'
+preprocessing, papers.md "Training recipe"), and returns the class probabilities (softmax of the
+zoo model's logits) under ``probabilities``. The graph needs neither Keras nor ``keras_resnets``
+to run. ``assets.extra/export.json`` records where the model and its statistics came from.
+
+Statistics, first found wins: ``--mean``/``--std``; the run folder's ``normalization.json`` (or
+``mean``/``std`` in its ``metrics.json``); recomputed from its ``config.json`` by the trainer's
+data pipeline; for a bare ``.keras`` file outside a run folder, CIFAR-10's published statistics.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Per-channel statistics of the CIFAR-10 training set on the 0..255 scale: the widely quoted
+# (0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616) times 255.
+CIFAR10_MEAN = (125.307, 122.961, 113.8575)
+CIFAR10_STD = (62.9932, 62.0887, 66.7048)
+INPUT_KEY, OUTPUT_KEY = "images", "probabilities"
+MANIFEST = Path("assets.extra") / "export.json"  # TF Serving's folder for files it ignores
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel mean and std on the 0..255 scale, and where they came from."""
+
+    mean: tuple
+    std: tuple
+    source: str
+
+    def check(self, channels: int) -> None:
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(
+                f"The model takes {channels} channels but the normalisation ({self.source}) has "
+                f"{len(self.mean)} means and {len(self.std)} stds; give one per channel.")
+        if min(self.std) <= 0:
+            raise ValueError(f"Every std must be positive; got {list(self.std)} ({self.source}).")
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse a version folder TF Serving would not load, or one that already holds a model."""
+    if not out.name.isdigit():
+        raise ValueError(
+            f"--out must end in a numeric version folder (TF Serving loads NAME/VERSION with "
+            f"VERSION an integer, e.g. saved_models/preact110/1); got {str(out)!r}.")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} already exists; pass --overwrite to replace it or pick a new "
+                         f"version number.")
+
+
+def locate(source: Path) -> tuple[Path, Path | None]:
+    """The ``.keras`` file to export and its run folder (``None`` for a bare file)."""
+    if not source.exists():
+        raise ValueError(f"{source} does not exist; give a run folder (holding final.keras and "
+                         f"config.json) or a .keras file.")
+    if source.is_dir():
+        model_path = source / "final.keras"
+        if not model_path.is_file():
+            raise ValueError(f"Run folder {source} has no final.keras: has its training "
+                             f"finished? Or give a .keras file directly.")
+        return model_path, source
+    if source.suffix != ".keras":
+        raise ValueError(f"{source} is not a .keras file or a run folder.")
+    run_dir = source.parent
+    return source, run_dir if (run_dir / "config.json").is_file() else None
+
+
+def load_zoo_model(path: Path):
+    """Load a ``.keras`` file saved from a ``keras_resnets`` model mapping images to logits."""
+    import keras
+
+    from keras_resnets import ResidualUnit, SharedResidualStack  # registers the zoo's layers
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for foreign or broken files.
+        raise ValueError(f"{path} is not a loadable .keras model: {error}") from None
+    is_zoo = isinstance(model, keras.Model) and any(
+        isinstance(layer, (ResidualUnit, SharedResidualStack)) for layer in model.layers)
+    shape_ok = is_zoo and len(model.inputs) == 1 and len(model.input_shape) == 4 and all(
+        model.input_shape[1:]) and len(model.outputs) == 1 and len(model.output_shape) == 2
+    if not shape_ok:
+        raise ValueError(f"{path} is not a keras_resnets zoo model (residual units, one "
+                         f"(H, W, C) image input, one logits output).")
+    return model
+
+
+def run_normalization(run_dir: Path) -> Normalization:
+    """The training statistics of a run: stored by the trainer, else recomputed from its config."""
+    for name in ("normalization.json", "metrics.json"):
+        path = run_dir / name
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            stored = stored.get("normalization", stored)
+            if "mean" in stored and "std" in stored:
+                return Normalization(tuple(stored["mean"]), tuple(stored["std"]), str(path))
+    from trainers.config import TrainConfig
+    from trainers.data import load_data
+
+    config_path = run_dir / "config.json"
+    data = load_data(TrainConfig.load(config_path))
+    return Normalization(tuple(map(float, data.mean)), tuple(map(float, data.std)),
+                         f"recomputed from {config_path}")
+
+
+def choose_normalization(run_dir: Path | None, mean=None, std=None) -> Normalization:
+    if (mean is None) != (std is None):
+        raise ValueError("Give both --mean and --std (one value per channel), or neither.")
+    if mean is not None:
+        return Normalization(tuple(map(float, mean)), tuple(map(float, std)), "--mean/--std")
+    if run_dir is not None:
+        return run_normalization(run_dir)
+    return Normalization(CIFAR10_MEAN, CIFAR10_STD,
+                         "CIFAR-10's published statistics (bare .keras file, no --mean/--std)")
+
+
+def serving_archive(model, normalization: Normalization):
+    """An ``ExportArchive`` whose ``serving_default`` maps uint8 images to probabilities."""
+    import keras
+    import tensorflow as tf
+
+    mean = tf.constant(normalization.mean, tf.float32)
+    std = tf.constant(normalization.std, tf.float32)
+
+    def serve(images):
+        logits = model((tf.cast(images, tf.float32) - mean) / std, training=False)
+        return {OUTPUT_KEY: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default", serve,
+        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8, INPUT_KEY)])
+    return archive
+
+
+def export(source, out, mean=None, std=None, overwrite: bool = False,
+           verbose: bool = False) -> dict:
+    """Write the SavedModel of ``source`` (run folder or ``.keras`` file) to ``out``.
+
+    ``out`` is ``.../NAME/VERSION``. The model is written next to it first and moved into place
+    at the end, so TF Serving, which watches ``NAME/``, never sees a half-written version.
+    Returns the manifest also written to ``out/assets.extra/export.json``.
+    """
+    source, out = Path(source), Path(out)
+    check_out(out, overwrite)
+    model_path, run_dir = locate(source)
+    chosen = choose_normalization(run_dir, mean, std)
+    model = load_zoo_model(model_path)
+    chosen.check(model.input_shape[-1])
+
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    serving_archive(model, chosen).write_out(str(staging), verbose=verbose)
+    manifest = {"source": str(model_path), "model": model.name,
+                "input_shape": list(model.input_shape[1:]),
+                "num_classes": int(model.output_shape[-1]), "signature": "serving_default",
+                "input_key": INPUT_KEY, "input_dtype": "uint8", "output_key": OUTPUT_KEY,
+                "mean": list(chosen.mean), "std": list(chosen.std),
+                "normalization_source": chosen.source}
+    (staging / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    return manifest
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m saved_models.export", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    parser.add_argument("source", help="a run folder (final.keras + config.json) or a .keras file")
+    parser.add_argument("--out", required=True, help="saved_models/NAME/VERSION (VERSION numeric)")
+    parser.add_argument("--mean", type=float, nargs="+", help="per-channel mean, 0..255 scale")
+    parser.add_argument("--std", type=float, nargs="+", help="per-channel std, 0..255 scale")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        manifest = export(args.source, args.out, args.mean, args.std, args.overwrite)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    print(f"Exported {manifest['model']} to {args.out}: signature serving_default, "
+          f"{INPUT_KEY} uint8 {manifest['input_shape']} -> {OUTPUT_KEY} "
+          f"({manifest['num_classes']} classes).\nNormalisation: mean {manifest['mean']}, "
+          f"std {manifest['std']}, from {manifest['normalization_source']}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The ablation runner: which rows train, the results table against the paper, re-runs."""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from trainers import ablate
+from trainers.ablate import AblationConfig, run_ablation, select_rows
+from trainers.config import TrainConfig
+from trainers.train import TrainingDiverged
+
+DIVERGING = "scale0"  # the stub below diverges on this variant, like the paper's plain net
+
+
+class StubTrainer:
+    """Stands in for ``trainers.train.train``: writes ``metrics.json`` with an error that
+    depends on the model and seed, or raises ``TrainingDiverged`` for ``DIVERGING`` models."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, config: TrainConfig) -> dict:
+        self.calls.append(config)
+        if config.model.endswith(DIVERGING):
+            raise TrainingDiverged("Training diverged: the loss became nan at epoch 1, batch 3")
+        metrics = {"test_error": 10.0 + len(self.calls) % 7 + config.seed, "parameters": 1234}
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+        (Path(config.out) / "metrics.json").write_text(json.dumps(metrics))
+        return metrics
+
+
+def config(tmp_path, **changes) -> AblationConfig:
+    settings = dict(table=1, depth=8, epochs=1, seeds=2, dataset="synthetic",
+                    train_size=64, test_size=32, batch_size=32, out=str(tmp_path / "table1"))
+    return AblationConfig(**{**settings, **changes})
+
+
+def test_table1_rows_at_reduced_depth_keep_variants_and_overrides(tmp_path):
+    rows = select_rows(config(tmp_path))
+    assert len(rows) == 11
+    names = [row.name for row in rows]
+    assert names[0] == "resnet8" and "resnet8-gate-exclusive-gate_bias-7" in names
+    assert len(set(names)) == 11, "every row needs its own run folder"
+    assert [row.paper_text() for row in rows].count("fail") == 4
+
+
+def test_depth_merges_rows_that_become_one_model(tmp_path):
+    rows = select_rows(config(tmp_path, table=2, depth=20))
+    assert [row.name for row in rows] == ["resnet20", "resnet20-bn-after-add",
+                                          "resnet20-relu-before-add", "resnet20-relu-preact",
+                                          "preact20"]
+    assert rows[0].paper_text() == "6.61 (ResNet-110); 5.93 (ResNet-164)"
+    assert len(select_rows(config(tmp_path, table=2, depth=None))) == 10
+
+
+def test_table3_dataset_rule(tmp_path):
+    on_cifar100 = select_rows(config(tmp_path, table=3, depth=None, dataset="cifar100"))
+    assert [row.paper[0].error for row in on_cifar100] == [25.16, 24.33, 27.82, 22.71]
+    on_synthetic = select_rows(config(tmp_path, table=3, depth=8))
+    assert {p.dataset for row in on_synthetic for p in row.paper} == {"cifar10"}
+    assert [row.name for row in on_synthetic] == ["resnet8-1conv", "preact8-1conv", "resnet8",
+                                                  "preact8"]
+    assert on_synthetic[2].case == "ResNet-8: original"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"depth": 9}, "row 1 .*Impossible depth 9"),
+    ({"rows": (12,)}, r"no rows \[12\].*1..11"),
+    ({"table": 4}, "Unknown table"),
+    ({"seeds": 0}, "must be positive"),
+])
+def test_bad_settings_are_refused_before_training(tmp_path, changes, message):
+    trainer = StubTrainer()
+    with pytest.raises(ValueError, match=message):
+        run_ablation(config(tmp_path, **changes), trainer)
+    assert not trainer.calls
+
+
+@pytest.fixture(scope="module")
+def stub_sweep(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("ablate")
+    trainer = StubTrainer()
+    table = run_ablation(config(tmp_path), trainer)
+    return tmp_path, trainer, table
+
+
+def test_results_table_against_the_paper(stub_sweep):
+    tmp_path, trainer, table = stub_sweep
+    assert len(trainer.calls) == 22  # 11 rows x 2 seeds
+    assert {c.out.rsplit("/", 1)[-1] for c in trainer.calls} >= {
+        "resnet8-seed0", "resnet8-gate-exclusive-gate_bias0-seed1"}
+    assert {(c.epochs, c.train_size, c.batch_size, c.dataset) for c in trainer.calls} == {
+        (1, 64, 32, "synthetic")}
+    saved = pd.read_csv(tmp_path / "table1" / "results.csv")
+    assert list(saved["row"]) == list(range(1, 12))
+    first = saved.iloc[0]
+    assert first["paper_error"] == "6.61" and first["seeds_finished"] == 2
+    errors = [m for m in (json.loads((tmp_path / "table1" / "runs" / f"resnet8-seed{s}" /
+                                      "metrics.json").read_text())["test_error"] for s in (0, 1))]
+    assert first["error_median"] == pytest.approx(sum(errors) / 2)
+    assert first["error_min"] == min(errors) and first["error_max"] == max(errors)
+    plain = saved[saved["model"] == "resnet8-scale0"].iloc[0]
+    assert plain["paper_error"] == "fail" and plain["outcome"] == "diverged"
+    assert plain["seeds_diverged"] == 2 and math.isnan(plain["error_median"])
+    assert saved.loc[saved["model"] != "resnet8-scale0", "outcome"].eq("finished").all()
+
+
+def test_markdown_header_says_reduced_scale(stub_sweep):
+    tmp_path, _, _ = stub_sweep
+    text = (tmp_path / "table1" / "results.md").read_text()
+    assert "Reduced scale:" in text
+    for phrase in ("depth 8 instead of 110", "1 epochs instead of ~164",
+                   "synthetic data instead of cifar10", "first 64 training images",
+                   "batch 32 instead of 128"):
+        assert phrase in text
+    full = f"python -m trainers.ablate --table 1 --dataset cifar10 --seeds 5 --out " \
+           f"{tmp_path / 'table1'}-full"
+    assert f"Full run: `{full}`" in text
+    assert "| 2 | constant scaling 0 / 1 | resnet8-scale0 |" in text
+
+
+def test_plot_and_config_are_written(stub_sweep):
+    tmp_path, _, _ = stub_sweep
+    png = (tmp_path / "table1" / "results.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    saved = AblationConfig.from_json((tmp_path / "table1" / "ablation.json").read_text())
+    assert (saved.table, saved.depth, saved.epochs, saved.dataset) == (1, 8, 1, "synthetic")
+
+
+def test_rerun_skips_finished_and_diverged_runs(stub_sweep):
+    tmp_path, _, table = stub_sweep
+    again = StubTrainer()
+    rerun = run_ablation(config(tmp_path), again)
+    assert again.calls == []
+    pd.testing.assert_frame_equal(rerun, table)
+    more_seeds = StubTrainer()
+    run_ablation(config(tmp_path, seeds=3, rows=(1, 2)), more_seeds)
+    assert [c.out.rsplit("/", 1)[-1] for c in more_seeds.calls] == [
+        "resnet8-seed2", "resnet8-scale0-seed2"]
+    saved = pd.read_csv(tmp_path / "table1" / "results.csv")
+    assert len(saved) == 11, "the table keeps every row; --rows limits what trains"
+    assert list(saved["outcome"][:3]) == ["finished", "diverged", "2/3 finished"]
+
+
+def test_output_folder_refuses_other_settings(stub_sweep):
+    tmp_path, _, _ = stub_sweep
+    with pytest.raises(ValueError, match="other settings.*epochs"):
+        run_ablation(config(tmp_path, epochs=2), StubTrainer())
+
+
+def test_one_real_tiny_run_end_to_end(tmp_path):
+    """The real trainer on synthetic data, through the command line."""
+    out = tmp_path / "real"
+    ablate.main(["--table", "1", "--rows", "1", "--depth", "8", "--epochs", "1",
+                 "--dataset", "synthetic", "--train-size", "64", "--test-size", "32",
+                 "--batch-size", "32", "--strategy", "default", "--out", str(out)])
+    metrics = json.loads((out / "runs" / "resnet8-seed0" / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and (out / "runs" / "resnet8-seed0" / "final.keras").is_file()
+    saved = pd.read_csv(out / "results.csv")
+    assert saved["error_median"][0] == pytest.approx(metrics["test_error"])
+    assert saved["outcome"][0] == "finished" and saved["paper_error"][0] == "6.61"
+    assert (saved["outcome"][1:] == "pending").all()

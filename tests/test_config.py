@@ -1,0 +1,65 @@
+"""TrainConfig: JSON round trip, the he2016 recipe, and how epochs/iterations resolve."""
+
+import dataclasses
+
+import pytest
+
+from trainers.config import REFERENCE_BATCH, RECIPES, TrainConfig
+
+
+def test_json_round_trip_keeps_every_field(tmp_path):
+    config = TrainConfig(model="preact110-gate-exclusive", model_overrides={"gate_bias": -7.0},
+                         epochs=3, lr_drops=[0.3, 0.6], sync_batchnorm=True, data_dir="/data")
+    config.save(tmp_path / "config.json")
+    loaded = TrainConfig.load(tmp_path / "config.json")
+    assert loaded == config
+    assert loaded.lr_drops == (0.3, 0.6)
+    assert set(dataclasses.asdict(loaded)) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_unknown_json_key_is_rejected():
+    with pytest.raises(ValueError, match="Unknown config keys.*'lr'"):
+        TrainConfig.from_json('{"lr": 0.1}')
+
+
+def test_he2016_recipe_is_the_papers():
+    config = TrainConfig.for_recipe("he2016", model="preact20")
+    assert (config.batch_size, config.learning_rate, config.momentum, config.weight_decay,
+            config.iterations, config.lr_drops, config.lr_drop_factor) == (
+        128, 0.1, 0.9, 1e-4, 64_000, (0.5, 0.75), 0.1)
+    assert TrainConfig.for_recipe("he2016", batch_size=64).batch_size == 64
+
+
+def test_unknown_recipe_strategy_and_bad_values_are_rejected():
+    with pytest.raises(ValueError, match="Unknown recipe 'goyal'.*he2016"):
+        TrainConfig.for_recipe("goyal")
+    with pytest.raises(ValueError, match="Unknown strategy 'tpu'.*mirrored"):
+        TrainConfig(strategy="tpu")
+    with pytest.raises(ValueError, match="positive.*batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="lr_drops"):
+        TrainConfig(lr_drops=(0.75, 0.5))
+    assert set(RECIPES) == {"he2016"}
+
+
+def test_warmup_only_for_the_deep_nets_unless_given():
+    assert TrainConfig(model="preact110").resolved_warmup_iterations() == 400
+    assert TrainConfig(model="resnet1001").resolved_warmup_iterations() == 400
+    assert TrainConfig(model="preact20").resolved_warmup_iterations() == 0
+    assert TrainConfig(model="preact20", warmup_iterations=7).resolved_warmup_iterations() == 7
+
+
+def test_paper_length_in_epochs_and_shortened_recipe_keeps_its_fractions():
+    paper = TrainConfig()
+    steps = 50_000 // 128  # CIFAR training set, whole batches
+    assert paper.resolved_epochs(steps) == 165  # 64k iterations, about 164 epochs
+    assert paper.schedule_iterations(steps) == 64_000
+    short = TrainConfig(epochs=10)
+    assert short.resolved_epochs(steps) == 10
+    assert short.schedule_iterations(steps) == 10 * steps
+
+
+def test_learning_rates_scale_with_the_global_batch():
+    config = TrainConfig(batch_size=4 * REFERENCE_BATCH)
+    assert config.scaled_learning_rate == pytest.approx(0.4)
+    assert config.scaled_warmup_learning_rate == pytest.approx(0.04)

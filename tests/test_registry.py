@@ -1,0 +1,115 @@
+"""Names, parameter counts against the papers, describe() and the errors users see."""
+
+import numpy as np
+import pytest
+
+import keras_resnets
+from keras_resnets import paper
+from keras_resnets.parameters import count_parameters, format_millions
+from keras_resnets.registry import resolve
+from zoo_cache import SMALL_INPUT, built
+
+REQUIRED = [f"{base}{d}" for base in ("resnet", "preact")
+            for d in (20, 32, 44, 56, 110, 1202, 164, 1001)] + [
+    f"resnet110-{v}" for v in ("scale0", "scale0.5", "scale0.5-both", "gate-exclusive",
+                               "gate-shortcut", "conv-shortcut", "dropout-shortcut",
+                               "bn-after-add", "relu-before-add", "relu-preact", "1conv",
+                               "single", "avgpool", "shared", "shared-bn")] + [
+    "preact110-1conv", "wrn28-10", "wrn16-4", "resnet38"]
+
+
+def test_list_models_has_every_paper_name():
+    names = keras_resnets.list_models()
+    assert set(REQUIRED) <= set(names)
+    assert len(names) == len(set(names))
+    assert keras_resnets.list_models("wrn*") == ["wrn16-4", "wrn16-8", "wrn28-10", "wrn40-4"]
+
+
+@pytest.mark.parametrize("name", keras_resnets.list_models())
+def test_every_listed_model_gives_logits(name):
+    """Untrained deep nets overflow in inference mode (BN's moving statistics are still at
+    their initial values), so the forward pass uses batch statistics."""
+    model = built(name)
+    images = np.random.default_rng(0).normal(size=(2, *SMALL_INPUT)).astype("float32")
+    logits = np.asarray(model(images, training=True))
+    assert logits.shape == (2, 10)
+    assert np.isfinite(logits).all()
+
+
+def test_num_classes_and_input_shape():
+    model = keras_resnets.build("resnet8", num_classes=100, input_shape=(16, 16, 1))
+    assert model.input_shape == (None, 16, 16, 1)
+    assert model.output_shape == (None, 100)
+
+
+@pytest.mark.parametrize("name", sorted(paper.PARAMETERS))
+def test_parameter_counts_match_the_papers(name):
+    counted = paper.PARAMETERS[name]
+    model = built(name, **counted.overrides)
+    count = count_parameters(model, include_batchnorm=counted.include_batchnorm)
+    assert format_millions(count, counted.figure) == counted.figure, count
+
+
+def test_default_projection_counts_differ_from_option_a():
+    """The zoo's default (1x1 projection) adds exactly the projections' conv + BN weights."""
+    padded = count_parameters(built("resnet20", projection="pad"))
+    projected = count_parameters(built("resnet20"))
+    assert projected - padded == 16 * 32 + 32 * 64 + 2 * (32 + 64)
+
+
+@pytest.mark.parametrize("name, branch, units", [
+    ("resnet110", "basic", 18), ("resnet164", "bottleneck", 18), ("preact1001", "bottleneck", 111),
+    ("resnet1202", "basic", 200), ("resnet110-1conv", "single", 36), ("wrn28-10", "basic", 4),
+    ("resnet56", "basic", 9), ("resnet29", "bottleneck", 3)])
+def test_depth_maps_to_units_per_stage(name, branch, units):
+    settings = resolve(name)
+    assert (settings["branch"], settings["units_per_stage"]) == (branch, units)
+
+
+def test_every_paper_row_resolves_to_a_model():
+    for row in paper.RESULTS:
+        assert resolve(row.model_name(), **row.overrides)["units_per_stage"] >= 1
+        assert resolve(row.model_name(depth=20), **row.overrides)
+
+
+def test_describe_carries_the_papers_numbers():
+    assert keras_resnets.describe("resnet110")["paper_error"] == {"cifar10": 6.61}
+    assert keras_resnets.describe("preact1001")["paper_error"] == {"cifar10": 4.92,
+                                                                   "cifar100": 22.71}
+    assert keras_resnets.describe("resnet110-scale0")["paper_error"] == {"cifar10": None}
+    gated = keras_resnets.describe("resnet110-gate-exclusive")
+    assert gated["paper_error"] == {"cifar10": 8.70}
+    assert (gated["shortcut"], gated["gate_bias"], gated["depth"]) == ("gate-exclusive", -6.0, 110)
+    assert keras_resnets.describe("resnet110-gate-exclusive", gate_bias=-7)["gate_bias"] == -7
+    assert keras_resnets.describe("preact1001")["paper_parameters"] == "10.2M"
+    assert keras_resnets.describe("resnet74")["paper_error"] == {}
+
+
+def test_override_reaches_the_units():
+    model = keras_resnets.build("resnet8-gate-exclusive", gate_bias=-7)
+    units = [layer for layer in model.layers if isinstance(layer, keras_resnets.ResidualUnit)]
+    assert {unit.gate_bias for unit in units} == {-7}
+
+
+@pytest.mark.parametrize("name, overrides, message", [
+    ("resnt110", {}, "Did you mean: resnet110"),
+    ("resnet111", {}, "Impossible depth 111"),
+    ("resnet111", {}, "110, 116"),
+    ("preact100", {}, "6n+2"),
+    ("resnet110-gatex", {}, "accepted: scale0"),
+    ("wrn28", {}, "wrn{depth}-{widen}"),
+    ("resnet20-4", {}, "expected resnet{depth}"),
+    ("preact110-bn-after-add", {}, "use resnet110-bn-after-add"),
+    ("resnet110", {"gate_bias": -7}, "takes no gate_bias"),
+    ("resnet110-scale0", {"gate_bias": -7}, "gate-exclusive"),
+    ("resnet110", {"gate_bais": -7}, "did you mean 'gate_bias'"),
+    ("resnet110", {"widen": 2}, "only wrn"),
+    ("resnet20-shared", {}, "'resnet20-shared': shared_blocks must be in [0, 2]"),
+    ("resnet20", {"ordering": "sideways"}, "accepted: bn-after-add"),
+    ("resnet20", {"shortcut": "teleport"}, "accepted: conv, dropout"),
+    ("resnet20", {"downsample": "maxpool"}, "accepted: conv, avgpool, stem"),
+])
+def test_bad_names_and_overrides_say_what_is_accepted(name, overrides, message):
+    with pytest.raises(ValueError) as error:
+        keras_resnets.build(name, **overrides)
+    assert message in str(error.value)

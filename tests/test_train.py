@@ -1,0 +1,255 @@
+"""The trainer: run folder, resume after kill -9, NaN stop, bad arguments, the schedule, CLI."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_datasets as tfds
+
+from trainers import data as data_lib
+from trainers import train as train_lib
+from trainers.callbacks import HISTORY_COLUMNS, EpochHistory
+from trainers.config import TrainConfig
+
+RUN_FILES = ("config.json", "history.csv", "final.keras", "metrics.json")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small(out, **settings):
+    return TrainConfig(**{"model": "resnet8", "dataset": "synthetic", "epochs": 3,
+                          "batch_size": 32, "train_size": 256, "test_size": 64,
+                          "out": str(out), **settings})
+
+
+def check_run_folder(run_dir, epochs):
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    assert list((run_dir / "checkpoints").glob("epoch-*.weights.h5"))
+    assert not (run_dir / "backup").exists()  # removed once the run is finished
+    history = pd.read_csv(run_dir / "history.csv")
+    assert tuple(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == list(range(1, epochs + 1))
+    assert np.isfinite(history.to_numpy(float)).all()
+    return history
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "synthetic"
+    return out, train_lib.train(small(out))
+
+
+def test_synthetic_run_writes_every_file_and_learns(synthetic_run):
+    out, metrics = synthetic_run
+    history = check_run_folder(out, epochs=3)
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    assert history["val_error"].iloc[-1] < 60  # chance is 90% error
+    assert TrainConfig.load(out / "config.json") == small(out)
+    assert metrics == json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and metrics["iterations"] == 3 * (256 // 32)
+    assert metrics["test_error"] == pytest.approx(100 * (1 - metrics["test_accuracy"]))
+    assert metrics["parameters"] == keras_resnets_parameters("resnet8")
+    model = keras.models.load_model(out / "final.keras")
+    assert model.count_params() > 0
+
+
+def keras_resnets_parameters(name):
+    import keras_resnets
+
+    return keras_resnets.count_parameters(keras_resnets.build(name, weight_decay=1e-4))
+
+
+def test_finished_run_returns_its_metrics_without_training(synthetic_run):
+    out, metrics = synthetic_run
+    before = (out / "final.keras").stat().st_mtime_ns
+    assert train_lib.train(small(out)) == metrics
+    assert (out / "final.keras").stat().st_mtime_ns == before
+
+
+def test_mock_tfds_cifar10_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_lib, "network_available", lambda timeout=3.0: True)
+    out = tmp_path / "cifar10"
+    with tfds.testing.mock_data(num_examples=64):
+        metrics = train_lib.train(small(out, dataset="cifar10", epochs=1, train_size=None,
+                                        test_size=None))
+    check_run_folder(out, epochs=1)
+    assert metrics["paper_error"] is None and metrics["train_examples"] == 64
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Sets the logits kernel to NaN at the start of epoch ``epoch`` (0-based)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            kernel = self.model.get_layer("logits").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    out = tmp_path / "nan"
+    with pytest.raises(train_lib.TrainingDiverged, match="epoch 2, batch 1.*epoch-0001"):
+        train_lib.train(small(out), callbacks=[PoisonWeights(epoch=1)])
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch-0001.weights.h5"]
+    model = keras.models.load_model  # the checkpoint holds finite weights
+    net = train_lib.build_model(small(out), data_lib.load_data(small(out)))
+    net.load_weights(out / "checkpoints" / "epoch-0001.weights.h5")
+    assert all(np.isfinite(w).all() for w in net.get_weights())
+    backup = json.loads((out / "backup" / "training_metadata.json").read_text())
+    assert backup["epoch"] == 1  # resuming restarts after the last good epoch
+    assert not (out / "metrics.json").exists() and model
+
+
+def test_cli_exits_1_on_divergence(tmp_path, capsys):
+    out = tmp_path / "diverge"
+    argv = ["--model", "resnet8", "--dataset", "synthetic", "--epochs", "1", "--batch-size",
+            "32", "--train-size", "128", "--test-size", "32", "--learning-rate", "1e12",
+            "--out", str(out)]
+    assert train_lib.main(argv) == 1
+    assert "Training diverged: the loss became nan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "preact21"], "Impossible depth 21"),
+    (["--model", "preactt20"], "Did you mean: preact20"),
+    (["--dataset", "cifar11"], "Unknown dataset 'cifar11'"),
+    (["--dataset", "cifar10", "--data-dir", "{tmp}"], "--dataset synthetic"),
+    (["--model-overrides", '{"num_classes": 5}'], "may not set num_classes"),
+    (["--model-overrides", '{"gate_bais": -6}'], "did you mean 'gate_bias'"),
+    (["--strategy", "multiworker"], "TF_CONFIG"),
+    (["--batch-size", "512", "--train-size", "256"], "fewer than one batch of 512"),
+])
+def test_bad_arguments_exit_2_before_training(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.setattr(data_lib, "network_available", lambda timeout=3.0: False)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    out = tmp_path / "bad"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    base = ["--model", "resnet8", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)]
+    assert train_lib.main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (out / "history.csv").exists()
+
+
+def test_a_different_config_in_the_run_folder_is_refused(synthetic_run):
+    out, _ = synthetic_run
+    (out / "metrics.json").rename(out / "metrics.moved")
+    try:
+        with pytest.raises(ValueError, match="different config"):
+            train_lib.train(small(out, epochs=4))
+    finally:
+        (out / "metrics.moved").rename(out / "metrics.json")
+
+
+def test_kill_9_then_rerun_resumes_without_losing_or_repeating_epochs(tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "trainers.train", "--model", "resnet8", "--dataset",
+               "synthetic", "--epochs", "5", "--batch-size", "32", "--train-size", "256",
+               "--test-size", "32", "--out", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "checkpoints").glob("epoch-*")) and first.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait(30)
+    assert not (out / "metrics.json").exists(), "the first run finished before the kill"
+    done_before = len(pd.read_csv(out / "history.csv"))
+    assert 1 <= done_before < 5
+    second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"Epoch {done_before + 1}/5" in second.stdout and "Epoch 1/5" not in second.stdout
+    assert "python -m analysis.run" in second.stdout
+    check_run_folder(out, epochs=5)
+
+
+def test_history_rows_from_a_repeated_epoch_replace_the_old_ones(tmp_path):
+    path = tmp_path / "history.csv"
+    pd.DataFrame([{c: float(e) for c in HISTORY_COLUMNS} | {"epoch": e} for e in (1, 2, 3)]
+                 ).to_csv(path, index=False)
+    history = EpochHistory(path, images_per_epoch=10)
+    history.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    history.model.compile(optimizer=keras.optimizers.SGD(0.5))
+    history.on_epoch_begin(1)
+    history.on_epoch_end(1, {"loss": 0.25, "accuracy": 0.5, "val_accuracy": 0.75})
+    table = pd.read_csv(path)
+    assert table["epoch"].tolist() == [1, 2]
+    assert table["loss"].tolist() == [1.0, 0.25]
+    assert table["val_error"].iloc[-1] == pytest.approx(25.0)
+    assert table["lr"].iloc[-1] == pytest.approx(0.5)
+
+
+def schedule(**settings):
+    config = TrainConfig(**{"model": "preact110", "epochs": 10, **settings})
+    return train_lib.make_schedule(config, steps_per_epoch=100)  # 1000 iterations
+
+
+def rates(schedule_, steps):
+    return [float(schedule_(step)) for step in steps]
+
+
+def test_schedule_warms_up_then_drops_at_half_and_three_quarters():
+    lr = schedule()
+    assert rates(lr, [0, 399]) == pytest.approx([0.01, 0.01])  # preact110: 400 warm-up steps
+    assert rates(lr, [400, 499]) == pytest.approx([0.1, 0.1])
+    assert rates(lr, [500, 749]) == pytest.approx([0.01, 0.01])
+    assert rates(lr, [750, 999]) == pytest.approx([0.001, 0.001])
+    assert rates(schedule(model="preact20"), [0]) == pytest.approx([0.1])
+
+
+def test_schedule_keeps_its_fractions_at_any_length_and_scales_with_batch():
+    longer = schedule(epochs=20)
+    assert rates(longer, [999, 1000, 1499, 1500]) == pytest.approx([0.1, 0.01, 0.01, 0.001])
+    paper = train_lib.make_schedule(TrainConfig(model="preact20"), steps_per_epoch=390)
+    assert rates(paper, [31_999, 32_000, 48_000]) == pytest.approx([0.1, 0.01, 0.001])
+    doubled = schedule(batch_size=256)
+    assert rates(doubled, [0, 400, 500]) == pytest.approx([0.02, 0.2, 0.02])
+
+
+def test_schedule_round_trips_through_its_config():
+    lr = schedule()
+    again = train_lib.StepSchedule.from_config(lr.get_config())
+    assert rates(again, [0, 450, 600, 900]) == rates(lr, [0, 450, 600, 900])
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(lr))
+    assert isinstance(restored, train_lib.StepSchedule)
+
+
+def test_every_config_field_is_a_flag():
+    config = train_lib.config_from_args([
+        "--model", "preact110-gate-exclusive", "--dataset", "cifar100", "--epochs", "7",
+        "--batch-size", "64", "--learning-rate", "0.05", "--weight-decay", "5e-4",
+        "--warmup-iterations", "100", "--lr-drops", "0.3", "0.6", "--no-augment",
+        "--mixed-precision", "--jit-compile", "--sync-batchnorm", "--strategy", "mirrored",
+        "--model-overrides", '{"gate_bias": -7}', "--recipe", "he2016", "--seed", "5",
+        "--train-size", "1000", "--test-size", "100", "--data-dir", "/data"])
+    assert config == TrainConfig(
+        model="preact110-gate-exclusive", dataset="cifar100", epochs=7, batch_size=64,
+        learning_rate=0.05, weight_decay=5e-4, warmup_iterations=100, lr_drops=(0.3, 0.6),
+        augment=False, mixed_precision=True, jit_compile=True, sync_batchnorm=True,
+        strategy="mirrored", model_overrides={"gate_bias": -7}, seed=5, train_size=1000,
+        test_size=100, data_dir="/data", out="runs/preact110-gate-exclusive-cifar100")
+    flags = train_lib.make_parser().format_help()
+    for field in TrainConfig.__dataclass_fields__:
+        assert "--" + field.replace("_", "-") in flags
+    assert train_lib.config_from_args([]) == TrainConfig(out="runs/preact20-cifar10")
+    assert math.isclose(train_lib.config_from_args([]).learning_rate, 0.1)

@@ -1,0 +1,189 @@
+"""KerasTuner sweeps over the zoo (``trainers.tune``, ``trainers.hypermodel``, ``trainers.spaces``).
+
+Synthetic 32x32 data (128 training images), resnet8/preact8, one epoch per trial.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainers import spaces
+from trainers.config import TrainConfig
+from trainers.hypermodel import ZooHyperModel
+from trainers.tune import SweepConfig, main, run_sweep
+
+SPACE = {
+    "model": {"base": ["resnet", "preact"], "depth": 8, "variant": ["", "gate-exclusive"],
+              "gate_bias": {"min": -7, "max": 0, "step": 1}},
+    "recipe": {"learning_rate": {"min": 0.01, "max": 0.2, "sampling": "log"},
+               "batch_size": [32, 64]},
+}
+TRAIN = {"dataset": "synthetic", "train_size": 128, "test_size": 64, "epochs": 1,
+         "batch_size": 32, "strategy": "default"}
+FLAGS = ["--dataset", "synthetic", "--train-size", "128", "--test-size", "64", "--epochs", "1",
+         "--batch-size", "32", "--strategy", "default"]
+
+
+def sweep(out, max_trials, space=SPACE) -> SweepConfig:
+    return SweepConfig(space=space, train={**TRAIN, "out": str(out)}, tuner="random",
+                       max_trials=max_trials, out=str(out))
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """A sweep stopped after one trial, then resumed with a budget of two."""
+    out = tmp_path_factory.mktemp("sweep")
+    run_sweep(sweep(out, 1))
+    first = out / "trials" / "trial_0"
+    before = {name: (first / name).stat().st_mtime_ns for name in ("history.csv", "trial.json")}
+    frame = run_sweep(sweep(out, 2))
+    return out, before, frame
+
+
+def test_a_resumed_sweep_runs_only_the_missing_trial(resumed):
+    out, before, frame = resumed
+    first = out / "trials" / "trial_0"
+    after = {name: (first / name).stat().st_mtime_ns for name in before}
+    assert after == before  # trial 0 was neither trained nor rewritten again
+    assert sorted(p.name for p in (out / "trials").glob("trial_*")) == ["trial_0", "trial_1"]
+    assert len(pd.read_csv(first / "history.csv")) == 1
+    assert list(frame["status"]) == ["COMPLETED", "COMPLETED"]
+
+
+def test_a_sweep_writes_its_table_plot_and_config(resumed):
+    out, _, frame = resumed
+    table = pd.read_csv(out / "trials.csv")
+    assert len(table) == 2
+    for column in ("trial", "status", "base", "depth", "variant", "learning_rate", "batch_size",
+                   "model", "val_error", "epochs", "parameters", "wall_s"):
+        assert column in table.columns
+    assert table["model"].isin(["resnet8", "preact8", "resnet8-gate-exclusive",
+                                "preact8-gate-exclusive"]).all()
+    assert table["val_error"].between(0, 100).all()
+    assert (table["epochs"] == 1).all() and (table["parameters"] > 0).all()
+    assert list(table["val_error"]) == sorted(table["val_error"])  # best first
+    markdown = (out / "trials.md").read_text().splitlines()
+    assert markdown[0].startswith("| trial | status |") and len(markdown) == 4
+    assert (out / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = SweepConfig.from_json((out / "tune.json").read_text())
+    assert saved.max_trials == 2 and saved.train["dataset"] == "synthetic"
+    assert saved.space == spaces.from_dict(SPACE).to_json()
+
+
+def test_the_best_model_is_saved_and_exported(resumed):
+    out, _, frame = resumed
+    best = json.loads((out / "best.json").read_text())
+    assert best["model"] == frame.loc[0, "model"]
+    assert best["val_error"] == pytest.approx(frame.loc[0, "val_error"])
+    model = keras.saving.load_model(out / "best.keras", compile=False)
+    assert model.name == best["model"] and model.output_shape == (None, 10)
+    saved_model = Path(best["saved_model"])
+    assert saved_model.parts[-3:] == ("export", best["model"], "1")
+    assert (saved_model / "saved_model.pb").is_file()
+
+
+def test_resuming_with_another_space_is_refused(resumed):
+    out = resumed[0]
+    other = {**SPACE, "model": {**SPACE["model"], "depth": 14}}
+    with pytest.raises(ValueError, match="holds a different sweep.*space"):
+        run_sweep(sweep(out, 3, other))
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"variant": ["", "gate-exlusive"]}, "unknown .*variant.*'gate-exlusive'"),
+    ({"depth": [8, 9]}, "Impossible depth 9 in 'resnet9'.*nearest valid depths: 8, 14"),
+    ({"width": [1, 2]}, "unknown model keys \\['width'\\]; accepted: base, depth"),
+    ({"variant": "", "gate_bias": [-6, -7]}, "gate_bias is swept but no variant"),
+])
+def test_bad_spaces_are_rejected_before_any_trial(tmp_path, model, message):
+    space = {**SPACE, "model": {**SPACE["model"], **model}}
+    out = tmp_path / "sweep"
+    with pytest.raises(ValueError, match=message):
+        run_sweep(sweep(out, 2, space))
+    assert not out.exists()
+
+
+def test_unknown_recipe_keys_and_bad_values_are_rejected():
+    with pytest.raises(ValueError, match="unknown recipe keys \\['lr'\\]"):
+        spaces.from_dict({"model": {"base": "resnet", "depth": 8}, "recipe": {"lr": [0.1]}})
+    with pytest.raises(ValueError, match="batch_size"):
+        spaces.from_dict({"model": {"base": "resnet", "depth": 8},
+                          "recipe": {"batch_size": [0, 64]}})
+    with pytest.raises(ValueError, match="top level takes the keys model and recipe"):
+        spaces.from_dict({"model": {"base": "resnet", "depth": 8}, "optimizer": {}})
+
+
+def test_the_cli_reports_a_bad_space_file(tmp_path, capsys):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"model": {"base": ["preact"], "depth": [20, 21]}}))
+    code = main(["--space", str(path), "--out", str(tmp_path / "sweep"), *FLAGS])
+    assert code == 2
+    assert "Impossible depth 21" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_bundled_spaces_are_valid():
+    for name in ("smoke", "ablation"):
+        assert spaces.load(name).dimensions()["base"].candidates()
+
+
+def test_gate_bias_is_conditional_on_a_gated_variant():
+    hypermodel = ZooHyperModel(spaces.from_dict(SPACE), TrainConfig(**TRAIN))
+    hp = keras_tuner.HyperParameters()
+    hypermodel.values(hp)
+    hp.values.update(base="preact", variant="", batch_size=64, learning_rate=0.05)
+    plain = hypermodel.trial_config(hp)
+    assert (plain.model, plain.model_overrides) == ("preact8", {})
+    assert (plain.batch_size, plain.learning_rate) == (64, 0.05)
+    hp.values.update(variant="gate-exclusive", gate_bias=-6)
+    gated = hypermodel.trial_config(hp)
+    assert (gated.model, gated.model_overrides) == ("preact8-gate-exclusive", {"gate_bias": -6})
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_chief_and_a_worker_complete_a_sweep(tmp_path):
+    """KerasTuner's own distribution: the chief serves the oracle on 127.0.0.1, the worker
+    trains every trial, then the chief writes the results."""
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(SPACE))
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "trainers.tune", "--space", str(space), "--max-trials", "2",
+               "--out", str(out), *FLAGS]
+    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+           "KERASTUNER_ORACLE_PORT": str(_free_port()), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "CUDA_VISIBLE_DEVICES": ""}
+    logs = {role: tmp_path / f"{role}.log" for role in ("chief", "tuner0")}
+    processes = {}
+    try:
+        for role in ("chief", "tuner0"):
+            with open(logs[role], "w") as log:
+                processes[role] = subprocess.Popen(
+                    command, env={**env, "KERASTUNER_TUNER_ID": role}, stdout=log,
+                    stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+        codes = {role: processes[role].wait(timeout=240) for role in ("tuner0", "chief")}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+    text = {role: path.read_text() for role, path in logs.items()}
+    assert codes == {"tuner0": 0, "chief": 0}, text
+    table = pd.read_csv(out / "trials.csv")
+    assert list(table["status"]) == ["COMPLETED", "COMPLETED"]
+    assert "val_loss:" in text["tuner0"] and "val_loss:" not in text["chief"]  # who trained
+    assert (out / "best.keras").is_file()
+    assert np.isfinite(table["val_error"]).all()

@@ -1,0 +1,431 @@
+"""The ablation runner: every row of one of He et al. 2016's Tables 1-3, trained with one recipe.
+
+    python -m trainers.ablate --table 1 --dataset cifar10 --seeds 5 --out sweeps/table1
+    python -m trainers.ablate --table 2 --depth 20 --epochs 2 --dataset synthetic --out /tmp/t2
+
+Rows come from ``keras_resnets.paper.RESULTS`` (the one place that knows the paper's numbers).
+Each row trains ``--seeds`` times (``trainers.train.train``, one run folder per seed under
+``OUT/runs/``); ``OUT/results.csv``, ``results.md`` and ``results.png`` compare the median test
+error over seeds with the paper's number. A run stopped by a NaN loss counts as "diverged", the
+measured counterpart of the paper's "fail". Re-running skips finished runs.
+
+Which rows run:
+- ``--depth D`` trains every row at depth D. The row keeps its variant (shortcut, ordering, one
+  conv per unit) and the unit type follows the zoo's naming rule for D (6n+2: basic, 9n+2:
+  bottleneck). Rows that become the same model (Table 2 and 3 at 110 and 164 layers) train
+  once; the table lists every paper number that model stands for.
+- Datasets: Tables 1 and 2 are CIFAR-10 only, so all their rows train on any ``--dataset`` (the
+  paper column stays CIFAR-10's). Table 3 also has CIFAR-100 rows: the rows on ``--dataset``
+  train; on a dataset the table does not report (e.g. ``synthetic``) its CIFAR-10 rows do.
+- ``--rows 1 3`` keeps those rows (numbers as ``--list`` prints them, after the rules above).
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keras_resnets.paper import RESULTS, PaperResult
+from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
+
+TABLES = (1, 2, 3)
+RECIPE_EPOCHS = "~164"  # 64k iterations of 128 images over CIFAR's 50k training images
+FULL_RUN_SEEDS = 5  # the paper reports medians of several runs (5 for ResNet-1001)
+# Settings that change what a run measures: one output folder holds one value of each.
+RESULT_FIELDS = ("table", "dataset", "depth", "epochs", "data_dir", "train_size", "test_size",
+                 "batch_size")
+
+
+@dataclass
+class AblationConfig:
+    """One ablation sweep; written to ``OUT/ablation.json``."""
+
+    table: int
+    dataset: str = "cifar10"
+    out: str = "sweeps/ablation"
+    depth: int | None = None  # train every row at this depth instead of the paper's
+    epochs: int | None = None  # None: the recipe's full length
+    seeds: int = 1
+    rows: tuple | None = None  # row numbers to keep (1-based); None: all
+    data_dir: str | None = None
+    train_size: int | None = None
+    test_size: int | None = None
+    batch_size: int = REFERENCE_BATCH
+    strategy: str = "auto"
+
+    def __post_init__(self):
+        self.rows = tuple(self.rows) if self.rows is not None else None
+        if self.table not in TABLES:
+            raise ValueError(f"Unknown table {self.table!r}; accepted: 1, 2, 3 (He et al. 2016).")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}.")
+        counts = {"seeds": self.seeds, "depth": self.depth, "epochs": self.epochs,
+                  "train_size": self.train_size, "test_size": self.test_size,
+                  "batch_size": self.batch_size}
+        bad = {k: v for k, v in counts.items() if v is not None and v < 1}
+        bad.update({"rows": self.rows} if self.rows and min(self.rows) < 1 else {})
+        if bad:
+            raise ValueError(f"These settings must be positive: {bad}.")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "AblationConfig":
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One model to train, and the paper rows it stands for (several when ``--depth`` merges)."""
+
+    number: int
+    model: str
+    overrides: dict
+    paper: tuple = field(default_factory=tuple)  # of PaperResult
+
+    @property
+    def case(self) -> str:
+        """The paper's case, naming the trained depth (Table 3 cases name their depth)."""
+        depth = re.match(r"[a-z]+(\d+)", self.model).group(1)
+        return re.sub(r"ResNet-\d+", f"ResNet-{depth}", self.paper[0].case)
+
+    @property
+    def name(self) -> str:
+        """``<model>[-<override><value>...]``, e.g. ``resnet20-gate-exclusive-gate_bias-7``."""
+        return self.model + "".join(
+            f"-{key}{value:g}" if isinstance(value, (int, float)) else f"-{key}{value}"
+            for key, value in sorted(self.overrides.items()))
+
+    def run_name(self, seed: int) -> str:
+        return f"{self.name}-seed{seed}"
+
+    def paper_text(self) -> str:
+        """The paper's number(s): ``6.61``, ``fail``, or ``6.61 (ResNet-110); 5.93 (ResNet-164)``."""
+        texts = ["fail" if row.error is None else f"{row.error:.2f}" for row in self.paper]
+        if len(texts) == 1:
+            return texts[0]
+        return "; ".join(f"{text} (ResNet-{row.depth})" for text, row in zip(texts, self.paper))
+
+
+def table_rows(table: int, dataset: str) -> list[PaperResult]:
+    """The paper rows of ``table`` that train on ``dataset`` (module docstring: Datasets)."""
+    rows = [row for row in RESULTS if row.table == table]
+    datasets = list(dict.fromkeys(row.dataset for row in rows))
+    chosen = dataset if dataset in datasets else datasets[0]
+    return [row for row in rows if row.dataset == chosen]
+
+
+def select_rows(config: AblationConfig) -> list[AblationRow]:
+    """The models of the sweep, numbered, each validated by the zoo before anything trains."""
+    from keras_resnets.registry import resolve
+
+    merged: dict[tuple, list[PaperResult]] = {}
+    for paper_row in table_rows(config.table, config.dataset):
+        key = (paper_row.model_name(config.depth), json.dumps(paper_row.overrides, sort_keys=True))
+        merged.setdefault(key, []).append(paper_row)
+    rows = [AblationRow(number, model, json.loads(overrides), tuple(paper_rows))
+            for number, ((model, overrides), paper_rows) in enumerate(merged.items(), start=1)]
+    if config.rows:
+        unknown = sorted(set(config.rows) - {row.number for row in rows})
+        if unknown:
+            raise ValueError(f"Table {config.table} has no rows {unknown} here; rows are "
+                             f"1..{len(rows)} (see --list).")
+        rows = [row for row in rows if row.number in config.rows]
+    for row in rows:
+        try:
+            resolve(row.model, **row.overrides)
+        except ValueError as error:
+            raise ValueError(f"Table {config.table} row {row.number} ({row.case}) at depth "
+                             f"{config.depth}: {error}") from None
+    return rows
+
+
+def train_config(config: AblationConfig, row: AblationRow, seed: int) -> TrainConfig:
+    """The recipe of every run of the sweep; only the model, its overrides and the seed vary."""
+    return TrainConfig(
+        model=row.model, model_overrides=dict(row.overrides), dataset=config.dataset,
+        data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
+        epochs=config.epochs, batch_size=config.batch_size, strategy=config.strategy, seed=seed,
+        out=str(Path(config.out) / "runs" / row.run_name(seed)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def run_status(run_dir: Path) -> tuple[str, dict]:
+    """``finished`` (with its metrics), ``diverged`` or ``pending``."""
+    metrics_path, marker = run_dir / "metrics.json", run_dir / "diverged.json"
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        error = metrics.get("test_error")
+        diverged = metrics.get("diverged") or error is None or not math.isfinite(error)
+        return ("diverged" if diverged else "finished"), metrics
+    if marker.is_file():
+        return "diverged", json.loads(marker.read_text())
+    return "pending", {}
+
+
+def train_one(train_fn, run_config: TrainConfig) -> bool:
+    """Train one run unless it is already done; whether it trained. The trainer raises
+    ``TrainingDiverged`` at a NaN loss; ``diverged.json`` then records it so that a re-run does
+    not repeat a seeded divergence."""
+    import keras
+
+    from trainers.train import TrainingDiverged
+
+    run_dir = Path(run_config.out)
+    if run_status(run_dir)[0] != "pending":
+        return False
+    try:
+        train_fn(run_config)
+    except TrainingDiverged as error:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "diverged.json").write_text(
+            json.dumps({"diverged": True, "error": str(error)}) + "\n")
+    finally:
+        keras.backend.clear_session()  # free the finished model before the next run
+    return True
+
+
+def check_out(config: AblationConfig) -> None:
+    """One output folder, one set of result-changing settings: refuse to mix runs."""
+    path = Path(config.out) / "ablation.json"
+    if not path.is_file():
+        return
+    previous = AblationConfig.from_json(path.read_text())
+    changed = {name: (getattr(previous, name), getattr(config, name)) for name in RESULT_FIELDS
+               if getattr(previous, name) != getattr(config, name)}
+    if changed:
+        raise ValueError(
+            f"{config.out} holds an ablation with other settings (previous, now): {changed}; "
+            f"use another --out. Seeds, rows and strategy may change between re-runs.")
+
+
+def run_ablation(config: AblationConfig, train_fn=None) -> "pd.DataFrame":
+    """Train the sweep's pending runs row by row, writing the results after each row. The
+    results list every row of the table; ``config.rows`` only limits what trains now.
+
+    ``train_fn(TrainConfig)`` defaults to ``trainers.train.train``. Returns the results table.
+    """
+    from tqdm.auto import tqdm
+
+    from trainers.data import locate
+
+    rows = select_rows(dataclasses.replace(config, rows=None))  # the table lists every row
+    check_out(config)
+    chosen = {row.number for row in select_rows(config)}
+    runs = [(row, [train_config(config, row, seed) for seed in range(config.seeds)])
+            for row in rows if row.number in chosen]
+    locate(config.dataset, config.data_dir)  # no data and no network: fail before training
+    if train_fn is None:
+        from trainers.train import train as train_fn
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(config.to_json() + "\n")
+    bar = tqdm(runs, desc=f"Table {config.table}", unit="row")
+    for row, run_configs in bar:
+        trained = False
+        for run_config in run_configs:
+            bar.set_postfix_str(Path(run_config.out).name)
+            trained = train_one(train_fn, run_config) or trained
+        if trained:  # the plot waits for the end: drawing it takes longer than the tables
+            write_results(config, rows, with_plot=False)
+    return write_results(config, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def collect(config: AblationConfig, rows: list[AblationRow]) -> "pd.DataFrame":
+    """One line per row: median, min, max and std of the test error over finished seeds."""
+    import pandas as pd
+
+    lines = []
+    for row in rows:
+        outcomes = [run_status(Path(train_config(config, row, seed).out))
+                    for seed in range(config.seeds)]
+        errors = pd.Series([m["test_error"] for s, m in outcomes if s == "finished"], dtype=float)
+        diverged = sum(s == "diverged" for s, _ in outcomes)
+        first = row.paper[0]
+        lines.append({
+            "row": row.number, "case": row.case, "model": row.model,
+            "overrides": json.dumps(row.overrides, sort_keys=True) if row.overrides else "",
+            "paper_depth": "/".join(str(p.depth) for p in row.paper),
+            "paper_dataset": first.dataset, "paper_error": row.paper_text(),
+            "error_median": errors.median(), "error_min": errors.min(),
+            "error_max": errors.max(), "error_std": errors.std(),
+            "difference": math.nan if first.error is None else errors.median() - first.error,
+            "seeds_finished": len(errors), "seeds_diverged": diverged, "seeds": config.seeds,
+            "outcome": outcome(len(errors), diverged, config.seeds),
+            "parameters": next((m.get("parameters") for s, m in outcomes if s == "finished"),
+                               None)})
+    return pd.DataFrame(lines)
+
+
+def outcome(finished: int, diverged: int, seeds: int) -> str:
+    if diverged == seeds:
+        return "diverged"
+    if finished == seeds:
+        return "finished"
+    parts = [f"{finished}/{seeds} finished"] + ([f"{diverged}/{seeds} diverged"] if diverged else [])
+    return ", ".join(parts) if finished or diverged else "pending"
+
+
+def reduced_scale(config: AblationConfig, rows: list[AblationRow]) -> list[str]:
+    """What differs from the paper's setting, one phrase each (empty at full scale)."""
+    depths = sorted({p.depth for row in rows for p in row.paper})
+    paper_datasets = sorted({p.dataset for row in rows for p in row.paper})
+    notes = []
+    if config.depth is not None and depths != [config.depth]:
+        notes.append(f"depth {config.depth} instead of {' and '.join(map(str, depths))}")
+    if config.epochs is not None:
+        notes.append(f"{config.epochs} epochs instead of {RECIPE_EPOCHS} (64k iterations)")
+    if config.dataset not in paper_datasets:
+        notes.append(f"{config.dataset} data instead of {' and '.join(paper_datasets)}")
+    for split, size in (("training", config.train_size), ("test", config.test_size)):
+        if size is not None:
+            notes.append(f"first {size} {split} images only")
+    if config.batch_size != REFERENCE_BATCH:
+        notes.append(f"batch {config.batch_size} instead of {REFERENCE_BATCH} (learning rate "
+                     f"scaled linearly)")
+    return notes
+
+
+def full_run_command(config: AblationConfig) -> str:
+    """The command that runs this table at the paper's scale."""
+    dataset = config.dataset if config.dataset in {p.dataset for p in RESULTS
+                                                   if p.table == config.table} else "cifar10"
+    words = ["python", "-m", "trainers.ablate", "--table", str(config.table), "--dataset", dataset,
+             "--seeds", str(max(config.seeds, FULL_RUN_SEEDS)), "--out", f"{config.out}-full"]
+    if config.data_dir:
+        words += ["--data-dir", config.data_dir]
+    if config.rows:
+        words += ["--rows", *map(str, config.rows)]
+    return shlex.join(words)
+
+
+def header(config: AblationConfig, rows: list[AblationRow]) -> str:
+    notes = reduced_scale(config, rows)
+    title = f"# He et al. 2016, Table {config.table}: test error (%), median over {config.seeds} seed(s)"
+    if notes:
+        scale = (f"**Reduced scale:** {'; '.join(notes)}; not comparable to the paper's numbers. "
+                 f"Full run: `{full_run_command(config)}`")
+    else:
+        scale = "Full scale: the paper's recipe, depth and data."
+    legend = ("`paper_error` \"fail\": the paper's net did not train; `outcome` \"diverged\": "
+              "the loss became NaN, the measured counterpart of \"fail\".")
+    return "\n\n".join([title, scale, legend])
+
+
+def markdown_table(table: "pd.DataFrame") -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.2f}"
+        return "" if value is None else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in values) + " |"
+              for values in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_results(config: AblationConfig, rows: list[AblationRow],
+                  with_plot: bool = True) -> "pd.DataFrame":
+    """``results.csv``, ``results.md`` and ``results.png`` in ``config.out``; returns the table."""
+    table = collect(config, rows)
+    out = Path(config.out)
+    table.to_csv(out / "results.csv", index=False)
+    (out / "results.md").write_text(f"{header(config, rows)}\n\n{markdown_table(table)}\n")
+    if with_plot:
+        plot(table, out / "results.png", f"Table {config.table}"
+             + (" (reduced scale)" if reduced_scale(config, rows) else ""))
+    return table
+
+
+def plot(table: "pd.DataFrame", path: Path, title: str) -> None:
+    """Measured median error (bars from min to max over seeds) next to the paper's, per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(table))
+    paper = [float(text.split()[0]) if text[0].isdigit() else math.nan  # first paper row
+             for text in table["paper_error"]]
+    median = table["error_median"].to_numpy(float)
+    spread = np.nan_to_num([median - table["error_min"], table["error_max"] - median])
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.8 * len(table) + 2), 4.5))
+    axes.bar(x - 0.2, median, 0.4, yerr=spread, capsize=3, label="measured (median)")
+    axes.bar(x + 0.2, paper, 0.4, label="paper")
+    for i, (measured, reported, state) in enumerate(zip(median, paper, table["outcome"])):
+        if math.isnan(reported):
+            axes.text(i + 0.2, 0, "fail", rotation=90, ha="center", va="bottom", fontsize=8)
+        if math.isnan(measured) and state != "pending":
+            axes.text(i - 0.2, 0, state, rotation=90, ha="center", va="bottom", fontsize=8)
+    axes.set_xticks(x, [f"{n}. {c}" for n, c in zip(table["row"], table["case"])],
+                    rotation=40, ha="right", fontsize=7)
+    axes.set_ylabel("test error (%)")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainers.ablate", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--table", type=int, required=True, choices=TABLES)
+    parser.add_argument("--depth", type=int, help="train every row at this depth")
+    parser.add_argument("--epochs", type=int, help="shorten the recipe (default: 64k iterations)")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per row (seeds 0..S-1)")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--out", help="output folder (default: sweeps/table<T>)")
+    parser.add_argument("--rows", type=int, nargs="+", help="row numbers to keep (see --list)")
+    parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--train-size", type=int)
+    parser.add_argument("--test-size", type=int)
+    parser.add_argument("--batch-size", type=int, default=REFERENCE_BATCH)
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> AblationConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(AblationConfig)}
+    values["out"] = args.out or f"sweeps/table{args.table}"
+    return AblationConfig(**values)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+        if args.list:
+            for row in select_rows(config):
+                print(f"{row.number:3d}  {row.name:40s} paper {row.paper_text():>5}  {row.case}")
+            return
+        table = run_ablation(config)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(markdown_table(table[["row", "case", "model", "paper_error", "error_median",
+                                "outcome"]]))
+    print(f"\nResults in {config.out}/results.md, results.csv, results.png")
+
+
+if __name__ == "__main__":
+    main()

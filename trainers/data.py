@@ -1,0 +1,334 @@
+"""The one input pipeline: CIFAR and any TFDS image-classification dataset, or synthetic data.
+
+He et al. 2016 (papers.md, training recipe): per-channel standardisation, then on training
+images only 4-pixel zero padding, a random crop back to the image size (32x32 on CIFAR) and a
+random horizontal flip; the test image is used as is. Padding follows standardisation, as in
+the authors' Torch code, so the padded zeros are the mean colour.
+
+Where the images come from (``locate`` decides before anything is read or downloaded):
+- ``synthetic``: a small learnable task made here (class colour and stripe pattern + noise).
+- ``cifar10`` / ``cifar100`` with ``--data-dir`` holding the official python archive
+  (``cifar-10-python.tar.gz``), its extracted folder (``cifar-10-batches-py/``,
+  ``cifar-100-python/``), or being that folder: read with pickle, no TFDS, no network.
+- any TFDS dataset with ``image`` and ``label`` features, prepared in ``--data-dir`` or the TFDS
+  default folder, or downloaded by TFDS when the network answers.
+"""
+
+import difflib
+import io
+import pickle
+import re
+import socket
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from trainers.config import TrainConfig
+
+SYNTHETIC = "synthetic"
+SYNTHETIC_SHAPE = (32, 32, 3)
+SYNTHETIC_SIZES = {"train": 2048, "test": 512}
+PAD = 4  # pixels of zero padding before the random crop
+# Pickled-batch layouts of the official CIFAR python archives.
+CIFAR_FILES = {
+    "cifar10": {"archive": "cifar-10-python.tar.gz", "folder": "cifar-10-batches-py",
+                "train": r"data_batch_\d+", "test": r"test_batch", "labels": b"labels",
+                "classes": 10},
+    "cifar100": {"archive": "cifar-100-python.tar.gz", "folder": "cifar-100-python",
+                 "train": r"train", "test": r"test", "labels": b"fine_labels", "classes": 100},
+}
+NETWORK_PROBE = ("storage.googleapis.com", 443)
+
+
+@dataclass
+class Data:
+    """Batched datasets of (standardised float32 images, int labels) and what describes them."""
+
+    train: tf.data.Dataset  # global batches, shuffled, augmented, prefetched; drops the remainder
+    test: tf.data.Dataset  # global batches, not augmented, same standardisation
+    num_classes: int
+    input_shape: tuple  # (H, W, C)
+    train_examples: int
+    test_examples: int
+    mean: tuple  # per channel, from the training split, on the 0..255 scale
+    std: tuple
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return self.train_examples // batch_size
+
+
+@dataclass
+class Source:
+    """Where a dataset's images are: ``kind`` is synthetic, pickle (a CIFAR archive or
+    folder at ``path``) or tfds (prepared in ``data_dir``, or to ``download``)."""
+
+    kind: str
+    path: Path | None = None
+    data_dir: str | None = None
+    download: bool = False
+
+
+@dataclass
+class Splits:
+    """Undecoded splits: uint8 (H, W, C) images with integer labels, before any truncation."""
+
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    num_classes: int
+    input_shape: tuple
+
+
+def load_data(config: TrainConfig, source: "Source | None" = None) -> Data:
+    """The train and test pipelines of ``config.dataset`` (first ``train_size``/``test_size``
+    examples), batched by the global ``config.batch_size``. ``source``: where ``locate`` found
+    the data, when the caller already asked."""
+    source = source or locate(config.dataset, config.data_dir)
+    splits = read_splits(config, source)
+    train = _first(splits.train, config.train_size).cache()
+    test = _first(splits.test, config.test_size).cache()
+    train_examples, test_examples = _count(train), _count(test)
+    if train_examples < config.batch_size:
+        raise ValueError(f"{config.dataset!r} has {train_examples} training examples, fewer "
+                         f"than one batch of {config.batch_size}; lower --batch-size.")
+    mean, std = channel_stats(train)
+    standardise = _standardiser(mean, std)
+    return Data(
+        train=_batched(train.shuffle(train_examples, seed=config.seed)
+                       .map(lambda x, y: (standardise(x), y), tf.data.AUTOTUNE)
+                       .map(augment if config.augment else _identity, tf.data.AUTOTUNE),
+                       config.batch_size, drop_remainder=True),
+        test=_batched(test.map(lambda x, y: (standardise(x), y), tf.data.AUTOTUNE),
+                      config.batch_size, drop_remainder=False),
+        num_classes=splits.num_classes, input_shape=tuple(splits.input_shape),
+        train_examples=train_examples, test_examples=test_examples,
+        mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+
+
+def augment(image, label):
+    """4-pixel zero padding, a random crop back to the image size, a random horizontal flip."""
+    padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]])
+    image = tf.image.random_crop(padded, tf.shape(image))
+    return tf.image.random_flip_left_right(image), label
+
+
+def _identity(image, label):
+    return image, label
+
+
+def _standardiser(mean, std):
+    mean = tf.constant(mean, tf.float32)
+    std = tf.constant(std, tf.float32)
+    return lambda image: (tf.cast(image, tf.float32) - mean) / std
+
+
+def _batched(dataset, batch_size, drop_remainder):
+    options = tf.data.Options()
+    # Each worker reads everything and keeps its share of every batch: the sources are
+    # in-memory tensors or too few TFDS files to shard by file.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return (dataset.batch(batch_size, drop_remainder=drop_remainder)
+            .prefetch(tf.data.AUTOTUNE).with_options(options))
+
+
+def _first(dataset, size):
+    return dataset if size is None else dataset.take(size)
+
+
+def _count(dataset) -> int:
+    count = int(dataset.cardinality())
+    if count < 0:
+        count = int(dataset.reduce(0, lambda n, _: n + 1))
+    return count
+
+
+def channel_stats(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of the uint8 images of ``dataset`` (one pass,
+    which also fills its cache)."""
+    total, squares, pixels = 0.0, 0.0, 0
+    for images, _ in dataset.batch(4096).as_numpy_iterator():
+        values = images.reshape(-1, images.shape[-1]).astype(np.float64)
+        total = total + values.sum(0)
+        squares = squares + (values ** 2).sum(0)
+        pixels += len(values)
+    mean = total / pixels
+    std = np.sqrt(np.maximum(squares / pixels - mean ** 2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the data is
+
+
+def locate(dataset: str, data_dir: str | None) -> Source:
+    """Find ``dataset`` locally (or decide to download it) without reading it; a ``ValueError``
+    for an unknown dataset or when there is no data and no network."""
+    if dataset == SYNTHETIC:
+        return Source("synthetic")
+    builder = _tfds_builder(dataset, data_dir)
+    if data_dir is not None:
+        found = find_cifar_files(dataset, Path(data_dir))
+        if found is not None:
+            return Source("pickle", path=found)
+    if builder.is_prepared():
+        return Source("tfds", data_dir=data_dir)
+    manual = Path(builder.data_dir_root) / "downloads" / "manual"
+    found = find_cifar_files(dataset, manual) if manual.is_dir() else None
+    if found is not None:
+        return Source("pickle", path=found)
+    if network_available():
+        return Source("tfds", data_dir=data_dir, download=True)
+    raise ValueError(missing_data_message(dataset, data_dir))
+
+
+def _tfds_builder(dataset: str, data_dir: str | None):
+    """The TFDS builder of ``dataset``, checked to be an image-classification dataset."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(dataset, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(dataset, [SYNTHETIC, *tfds.list_builders()], n=5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ValueError(f"Unknown dataset {dataset!r}: use 'synthetic' or a TFDS image-"
+                         f"classification dataset (cifar10, cifar100, svhn_cropped, "
+                         f"fashion_mnist, ...).{hint}") from None
+    features = builder.info.features
+    if builder.info.supervised_keys != ("image", "label") or "label" not in features:
+        raise ValueError(f"TFDS dataset {dataset!r} is not image classification (its "
+                         f"supervised keys are {builder.info.supervised_keys}, not "
+                         f"('image', 'label')).")
+    if None in features["image"].shape:
+        raise ValueError(f"TFDS dataset {dataset!r} has images of varying size "
+                         f"{features['image'].shape}; only fixed-size images are supported.")
+    return builder
+
+
+def network_available(timeout: float = 3.0) -> bool:
+    """Whether the TFDS download host answers within ``timeout`` seconds."""
+    try:
+        socket.create_connection(NETWORK_PROBE, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def missing_data_message(dataset: str, data_dir: str | None) -> str:
+    where = f"in --data-dir {data_dir}" if data_dir else "locally (no --data-dir given)"
+    files = CIFAR_FILES.get(dataset)
+    cifar = (f" (b) a folder holding the official archive {files['archive']}, (c) a folder "
+             f"holding the extracted {files['folder']}/, or that folder itself;"
+             if files else "")
+    return (f"No data for {dataset!r} {where} and no network to download it. Pass --data-dir "
+            f"pointing at (a) a TFDS data dir where {dataset} is prepared;{cifar} or train on "
+            f"--dataset synthetic. To download on a machine with network: python -c \"import "
+            f"tensorflow_datasets as tfds; tfds.builder('{dataset}', data_dir='DIR')"
+            f".download_and_prepare()\" and copy DIR here.")
+
+
+def find_cifar_files(dataset: str, folder: Path) -> Path | None:
+    """The CIFAR archive or batch folder for ``dataset`` in ``folder`` (or ``folder`` itself)."""
+    files = CIFAR_FILES.get(dataset)
+    if files is None:
+        return None
+    for candidate in (folder / files["archive"], folder / files["folder"], folder):
+        if candidate.is_file() or (candidate.is_dir() and _batch_names(candidate, files)):
+            return candidate
+    return None
+
+
+def _batch_names(folder: Path, files: dict) -> dict[str, list[str]]:
+    """The pickled batch files of each split in ``folder`` ({} unless both splits exist)."""
+    names = sorted((p.name for p in folder.iterdir() if p.is_file()), key=_natural)
+    found = {split: [n for n in names if re.fullmatch(files[split], n)]
+             for split in ("train", "test")}
+    return found if all(found.values()) else {}
+
+
+def _natural(name: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_splits(config: TrainConfig, source: Source) -> Splits:
+    if source.kind == "synthetic":
+        return synthetic_splits(config)
+    if source.kind == "pickle":
+        return read_cifar_pickles(config.dataset, source.path)
+    return read_tfds(config.dataset, source)
+
+
+def read_cifar_pickles(dataset: str, path: Path) -> Splits:
+    """The CIFAR splits from the official python archive or its extracted batches."""
+    files = CIFAR_FILES[dataset]
+    blobs = _archive_blobs(path, files) if path.is_file() else _folder_blobs(path, files)
+    arrays = {split: _unpickle(parts, files["labels"]) for split, parts in blobs.items()}
+    return Splits(*(tf.data.Dataset.from_tensor_slices(arrays[s]) for s in ("train", "test")),
+                  num_classes=files["classes"], input_shape=(32, 32, 3))
+
+
+def _folder_blobs(folder: Path, files: dict) -> dict[str, list[bytes]]:
+    return {split: [(folder / name).read_bytes() for name in names]
+            for split, names in _batch_names(folder, files).items()}
+
+
+def _archive_blobs(archive: Path, files: dict) -> dict[str, list[bytes]]:
+    with tarfile.open(archive) as tar:
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        blobs = {split: [tar.extractfile(members[n]).read()
+                         for n in sorted(members, key=_natural) if re.fullmatch(files[split], n)]
+                 for split in ("train", "test")}
+    if not all(blobs.values()):
+        raise ValueError(f"{archive} holds no CIFAR batches ({files['train']}, {files['test']}).")
+    return blobs
+
+
+def _unpickle(blobs: list[bytes], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of 3072 bytes (the red, green, blue 32x32 planes) -> (N, 32, 32, 3) uint8."""
+    batches = [pickle.load(io.BytesIO(blob), encoding="bytes") for blob in blobs]
+    images = np.concatenate([np.asarray(b[b"data"], np.uint8) for b in batches])
+    labels = np.concatenate([np.asarray(b[label_key], np.int64) for b in batches])
+    return images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def read_tfds(dataset: str, source: Source) -> Splits:
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(dataset, data_dir=source.data_dir)
+    if source.download:
+        builder.download_and_prepare()
+    splits = builder.info.splits
+    test_split = "test" if "test" in splits or "validation" not in splits else "validation"
+    train, test = (builder.as_dataset(split=s, as_supervised=True) for s in ("train", test_split))
+    features = builder.info.features
+    return Splits(train, test, num_classes=features["label"].num_classes,
+                  input_shape=tuple(features["image"].shape))
+
+
+def synthetic_splits(config: TrainConfig) -> Splits:
+    """A learnable 10-class task: each class has its own colour and stripe orientation and
+    frequency; Gaussian noise on top. Seeded by ``config.seed``; train and test differ."""
+    sizes = {split: getattr(config, f"{split}_size") or SYNTHETIC_SIZES[split]
+             for split in ("train", "test")}
+    classes = 10
+    rng = np.random.default_rng(config.seed)
+    colours = rng.uniform(40, 215, size=(classes, 3))
+    height, width, _ = SYNTHETIC_SHAPE
+    rows, cols = np.mgrid[0:height, 0:width]
+    angles = np.linspace(0, np.pi, classes, endpoint=False)
+    waves = np.stack([np.sin((np.cos(a) * rows + np.sin(a) * cols) * (0.4 + 0.1 * (c % 3)))
+                      for c, a in enumerate(angles)])
+    arrays = []
+    for split, seed_offset in (("train", 1), ("test", 2)):
+        split_rng = np.random.default_rng([config.seed, seed_offset])
+        labels = split_rng.integers(0, classes, sizes[split])
+        images = (colours[labels][:, None, None, :] + 40 * waves[labels][..., None]
+                  + split_rng.normal(0, 30, (sizes[split], *SYNTHETIC_SHAPE)))
+        arrays.append((np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)))
+    return Splits(*(tf.data.Dataset.from_tensor_slices(a) for a in arrays),
+                  num_classes=classes, input_shape=SYNTHETIC_SHAPE)

@@ -1,0 +1,300 @@
+"""KerasTuner sweeps over the zoo: a search-space file + the trainer's flags -> a tuned folder.
+
+    python -m trainers.tune --space smoke --tuner random --max-trials 8 --out runs/sweep \\
+        --dataset synthetic --epochs 2
+
+The sweep folder holds ``tune.json`` (the sweep's config), KerasTuner's state (``trials/``, one
+``trial_NN/`` per trial with the trainer's logs), ``trials.csv``/``trials.md`` (one row per
+trial), ``trials.png`` (val error against each swept value), ``best.keras`` and its SavedModel
+(``export/NAME/1``). Running the same command again resumes: finished trials are kept, an
+interrupted one is run again (from its last finished epoch), the rest follow.
+
+Distributed tuning is KerasTuner's own: one chief process holds the oracle and serves trials
+over gRPC, workers train them. Start the same command on every machine with
+``KERASTUNER_TUNER_ID`` (``chief`` on the chief, ``tuner0``, ``tuner1``, ... on the workers),
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` (the chief's address). The chief writes
+the results once every trial is done; ``--out`` must be a folder all processes share for it to
+find the trials' checkpoints.
+"""
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import pandas as pd
+from keras_tuner.src.distribute import utils as distribute_utils
+
+from saved_models.export import export
+from trainers.callbacks import read_history
+from trainers.config import TrainConfig
+from trainers.hypermodel import TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
+from trainers.spaces import SearchSpace, from_dict, load
+from trainers.strategy import check_batch_size, make_strategy
+from trainers.train import check_config
+from trainers.train import make_parser as trainer_parser
+
+PROJECT = "trials"  # KerasTuner's project folder inside the sweep folder
+
+
+@dataclass
+class SweepConfig:
+    """One sweep: its search space, tuner and budget, and the base run every trial starts from.
+    Written to ``tune.json`` in the sweep folder."""
+
+    space: dict
+    train: dict = field(default_factory=dict)  # TrainConfig fields
+    tuner: str = "random"  # random, bayesian or hyperband
+    max_trials: int | None = 10  # None for hyperband, which sizes itself from the epochs
+    out: str = "runs/sweep"
+
+    def __post_init__(self):
+        self.space = self.search_space().to_json()  # validated, in one canonical form
+        if self.tuner not in TUNERS:
+            raise ValueError(f"Unknown tuner {self.tuner!r}; accepted: {', '.join(TUNERS)}.")
+        if self.tuner == "hyperband" and self.max_trials is not None:
+            raise ValueError("Hyperband takes no max_trials: its brackets follow from --epochs "
+                             "(the most epochs a model trains) and a factor of 3.")
+        if self.tuner != "hyperband" and (self.max_trials is None or self.max_trials < 1):
+            raise ValueError(f"max_trials must be a positive integer; got {self.max_trials}.")
+        if self.tuner == "hyperband" and not self.base_config().epochs:
+            raise ValueError("Hyperband needs --epochs (the most epochs one model trains).")
+
+    def search_space(self) -> SearchSpace:
+        return from_dict(self.space, "sweep space")
+
+    def base_config(self) -> TrainConfig:
+        return TrainConfig(**self.train)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SweepConfig":
+        return cls(**json.loads(text))
+
+
+def check_resumable(sweep: SweepConfig) -> None:
+    """Refuse to resume a folder that holds a different sweep (only the budget may change)."""
+    path = Path(sweep.out) / "tune.json"
+    if not path.exists():
+        return
+    before, now = json.loads(path.read_text()), json.loads(sweep.to_json())
+    changed = sorted(k for k in now if k != "max_trials" and now[k] != before.get(k))
+    if changed:
+        raise ValueError(f"{sweep.out} holds a different sweep (its tune.json differs in "
+                         f"{', '.join(changed)}); resume it with the same settings or pick a new "
+                         f"--out.")
+
+
+def run_sweep(sweep: SweepConfig) -> pd.DataFrame | None:
+    """Run (or resume) ``sweep`` and write its results; returns the trials table.
+
+    Every check (space, settings, data location, batch sizes against the strategy) runs before
+    the first trial. A KerasTuner worker (``KERASTUNER_TUNER_ID`` not ``chief``) only trains and
+    returns ``None``; the chief serves the oracle until every trial is done, then reports.
+    """
+    space, config = sweep.search_space(), sweep.base_config()  # both validated again
+    check_resumable(sweep)
+    if sweep.tuner == "bayesian" and importlib.util.find_spec("scipy") is None:
+        raise ValueError("--tuner bayesian needs scipy, which is not installed (pip install "
+                         "'keras-tuner[bayesian]'); use --tuner random or hyperband.")
+    worker = is_worker()
+    check_config(config)
+    strategy = make_strategy(config.strategy)
+    swept = space.recipe.get("batch_size")
+    for batch_size in swept.candidates() if swept else (config.batch_size,):
+        check_batch_size(batch_size, strategy)
+    out = Path(sweep.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tune.json").write_text(sweep.to_json() + "\n")
+    keras.config.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
+    hypermodel = ZooHyperModel(space, config, strategy.num_replicas_in_sync)
+    tuner = make_tuner(sweep.tuner, hypermodel, out, PROJECT, sweep.max_trials, strategy)
+    tuner.search(verbose=1)
+    if worker:
+        return None
+    return report(tuner, hypermodel, out)
+
+
+def is_worker() -> bool:
+    """Whether this process is a KerasTuner worker of a distributed sweep (not the chief), by
+    KerasTuner's own reading of ``KERASTUNER_*`` (it has no public API for it)."""
+    try:
+        return distribute_utils.has_chief_oracle() and not distribute_utils.is_chief_oracle()
+    except RuntimeError as error:  # an incomplete set of KERASTUNER_* variables
+        raise ValueError(str(error)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def trials_frame(tuner, hypermodel) -> pd.DataFrame:
+    """One row per trial, best first: id, status, swept values (empty where a conditional one
+    is inactive), model, best val error %, epochs trained, parameters, wall time."""
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        run_dir = Path(tuner.get_trial_dir(trial_id))
+        info_path = run_dir / TRIAL_INFO
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        history = read_history(run_dir / "history.csv")
+        hp = trial.hyperparameters.copy()
+        rows.append({
+            "trial": trial_id, "status": trial.status, **hypermodel.values(hp),
+            "model": hypermodel.trial_config(hp).model,
+            "val_error": 100.0 * (1.0 - trial.score) if trial.score is not None else None,
+            "epochs": int(history["epoch"].max()) if len(history) else 0,
+            "parameters": info.get("parameters"),
+            "wall_s": float(history["epoch_time_s"].sum()) if len(history) else 0.0})
+    columns = ["trial", "status", *hypermodel.space.dimensions(), "model", "val_error", "epochs",
+               "parameters", "wall_s"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if len(frame):
+        frame = frame.sort_values(["val_error", "trial"], na_position="last", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def markdown_table(frame) -> str:
+    """A GitHub Markdown table of ``frame`` (empty cells for missing values)."""
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return ""
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
+             "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def plot_trials(frame, space: SearchSpace, path) -> None:
+    """``trials.png``: val error % of the finished trials against each swept value."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    swept = [name for name, dim in space.dimensions().items() if dim.swept]
+    done = frame[frame["val_error"].notna()] if len(frame) else frame
+    figure, axes = plt.subplots(1, max(len(swept), 1), squeeze=False,
+                                figsize=(3.2 * max(len(swept), 1), 3.2), sharey=True)
+    for ax, name in zip(axes[0], swept):
+        points = done[done[name].notna()] if name in done else done.iloc[:0]
+        values = list(points[name]) if len(points) else []
+        dim = space.dimensions()[name]
+        if dim.values is not None:  # a choice: one column per value
+            labels = [str(v) or "(none)" for v in dim.values]
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+            ax.set_xlim(-0.5, len(labels) - 0.5)
+            values = [list(dim.values).index(v) for v in values]
+        elif dim.sampling == "log":
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.scatter(values, points["val_error"] if len(points) else [], alpha=0.8)
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best val error (%)")
+    figure.suptitle(f"{len(done)} finished trials")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def save_best(tuner, hypermodel, out: Path) -> dict | None:
+    """``best.keras`` (the best trial's weights at its best epoch), its SavedModel under
+    ``export/NAME/1`` (``saved_models.export``, normalised with the trial's training statistics)
+    and ``best.json``. ``None`` when no trial finished or its checkpoint is not on this machine."""
+    best = tuner.oracle.get_best_trials(1)
+    if not best or best[0].score is None:
+        return None
+    trial = best[0]
+    if not any(Path(tuner.get_trial_dir(trial.trial_id)).glob("checkpoint*")):
+        print(f"Best trial {trial.trial_id}: no checkpoint in {tuner.get_trial_dir(trial.trial_id)}"
+              f" on this machine (not a shared --out?); best.keras not written.")
+        return None
+    config = hypermodel.trial_config(trial.hyperparameters.copy())
+    model = tuner.load_model(trial)
+    model.save(out / "best.keras")
+    data = hypermodel.data(config)
+    version = out / "export" / config.model / "1"
+    export(out / "best.keras", version, mean=data.mean, std=data.std, overwrite=True)
+    best_info = {"trial": trial.trial_id, "model": config.model,
+                 "model_overrides": config.model_overrides,
+                 "hyperparameters": hypermodel.values(trial.hyperparameters.copy()),
+                 "val_error": 100.0 * (1.0 - trial.score), "keras": str(out / "best.keras"),
+                 "saved_model": str(version)}
+    (out / "best.json").write_text(json.dumps(best_info, indent=2) + "\n")
+    return best_info
+
+
+def report(tuner, hypermodel, out: Path) -> pd.DataFrame:
+    """Write ``trials.csv``, ``trials.md``, ``trials.png`` and the best model; return the table."""
+    frame = trials_frame(tuner, hypermodel)
+    frame.to_csv(out / "trials.csv", index=False)
+    (out / "trials.md").write_text(markdown_table(frame))
+    plot_trials(frame, hypermodel.space, out / "trials.png")
+    best = save_best(tuner, hypermodel, out)
+    if best:
+        print(f"Best: trial {best['trial']}, {best['model']}, val error {best['val_error']:.2f}%"
+              f" -> {best['keras']}, {best['saved_model']}")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The trainer's flags (data, recipe, strategy, seed; see ``python -m trainers.train -h``)
+    plus the sweep's; the model comes from the search space."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trainers.tune", description=__doc__.split("\n\n")[0],
+        parents=[trainer_parser()], conflict_handler="resolve",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    sweep = parser.add_argument_group("sweep")
+    sweep.add_argument("--space", required=True,
+                       help="search-space JSON file, or a bundled one: smoke, ablation")
+    sweep.add_argument("--tuner", choices=TUNERS, default="random")
+    sweep.add_argument("--max-trials", type=int,
+                       help="trials of random/bayesian search (default 10); not for hyperband")
+    sweep.add_argument("--out", required=True, help="sweep folder (resumed when it exists)")
+    return parser
+
+
+def sweep_from_args(argv=None) -> SweepConfig:
+    given = vars(make_parser().parse_args(argv))
+    space, tuner, max_trials, out = (given.pop(k) for k in ("space", "tuner", "max_trials", "out"))
+    fixed = sorted(set(given) & {"model", "model_overrides"})
+    if fixed:
+        raise ValueError(f"--{fixed[0].replace('_', '-')} has no effect on a sweep: the models "
+                         f"come from the search space (--space).")
+    config = TrainConfig.for_recipe(given.pop("recipe", "he2016"), out=out, **given)
+    if max_trials is None and tuner != "hyperband":
+        max_trials = 10
+    return SweepConfig(space=load(space).to_json(), train=dataclasses.asdict(config),
+                       tuner=tuner, max_trials=max_trials, out=out)
+
+
+def main(argv=None) -> int:
+    """CLI: 0 when the sweep finished (or this worker's share of it), 2 for bad settings."""
+    try:
+        sweep = sweep_from_args(argv)
+        frame = run_sweep(sweep)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if frame is not None:
+        print(markdown_table(frame))
+        print(f"Results in {sweep.out}/ (tune.json, trials.csv, trials.md, trials.png).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
