@@ -11,7 +11,8 @@ to run. ``assets.extra/export.json`` records where the model and its statistics 
 
 Statistics, first found wins: ``--mean``/``--std``; the run folder's ``normalization.json`` (or
 ``mean``/``std`` in its ``metrics.json``); recomputed from its ``config.json`` by the trainer's
-data pipeline; for a bare ``.keras`` file outside a run folder, CIFAR-10's published statistics.
+data pipeline; for a ``.keras`` file with no run's ``config.json`` beside it, CIFAR-10's
+published statistics (the manifest and the command's output say so).
 """
 
 import argparse
@@ -67,11 +68,12 @@ def locate(source: Path) -> tuple[Path, Path | None]:
         if not model_path.is_file():
             raise ValueError(f"Run folder {source} has no final.keras: has its training "
                              f"finished? Or give a .keras file directly.")
-        return model_path, source
-    if source.suffix != ".keras":
+    elif source.suffix == ".keras":
+        model_path = source
+    else:
         raise ValueError(f"{source} is not a .keras file or a run folder.")
-    run_dir = source.parent
-    return source, run_dir if (run_dir / "config.json").is_file() else None
+    run_dir = model_path.parent
+    return model_path, run_dir if (run_dir / "config.json").is_file() else None
 
 
 def load_zoo_model(path: Path):
@@ -107,20 +109,24 @@ def run_normalization(run_dir: Path) -> Normalization:
     from trainers.data import load_data
 
     config_path = run_dir / "config.json"
-    data = load_data(TrainConfig.load(config_path))
+    try:
+        data = load_data(TrainConfig.load(config_path))
+    except ValueError as error:
+        raise ValueError(f"Cannot recompute the training statistics from {config_path} "
+                         f"({error}); pass --mean and --std.") from None
     return Normalization(tuple(map(float, data.mean)), tuple(map(float, data.std)),
                          f"recomputed from {config_path}")
 
 
 def choose_normalization(run_dir: Path | None, mean=None, std=None) -> Normalization:
-    if (mean is None) != (std is None):
-        raise ValueError("Give both --mean and --std (one value per channel), or neither.")
+    """The flags, else the run's statistics, else CIFAR-10's (module docstring)."""
     if mean is not None:
         return Normalization(tuple(map(float, mean)), tuple(map(float, std)), "--mean/--std")
     if run_dir is not None:
         return run_normalization(run_dir)
     return Normalization(CIFAR10_MEAN, CIFAR10_STD,
-                         "CIFAR-10's published statistics (bare .keras file, no --mean/--std)")
+                         "CIFAR-10's published statistics (no run config.json beside the model, "
+                         "no --mean/--std)")
 
 
 def serving_archive(model, normalization: Normalization):
@@ -154,8 +160,10 @@ def export(source, out, mean=None, std=None, overwrite: bool = False,
     source, out = Path(source), Path(out)
     check_out(out, overwrite)
     model_path, run_dir = locate(source)
+    if (mean is None) != (std is None):
+        raise ValueError("Give both --mean and --std (one value per channel), or neither.")
+    model = load_zoo_model(model_path)  # before the statistics, which may read a dataset
     chosen = choose_normalization(run_dir, mean, std)
-    model = load_zoo_model(model_path)
     chosen.check(model.input_shape[-1])
 
     staging = out.parent / f".{out.name}.partial"
@@ -196,7 +204,7 @@ def main(argv=None) -> None:
     print(f"Exported {manifest['model']} to {args.out}: signature serving_default, "
           f"{INPUT_KEY} uint8 {manifest['input_shape']} -> {OUTPUT_KEY} "
           f"({manifest['num_classes']} classes).\nNormalisation: mean {manifest['mean']}, "
-          f"std {manifest['std']}, from {manifest['normalization_source']}.")
+          f"std {manifest['std']} ({manifest['normalization_source']}).")
 
 
 if __name__ == "__main__":

@@ -112,14 +112,16 @@ def test_markdown_header_says_reduced_scale(stub_sweep):
     tmp_path, _, _ = stub_sweep
     text = (tmp_path / "table1" / "results.md").read_text()
     assert "Reduced scale:" in text
-    for phrase in ("depth 8 instead of 110", "1 epochs instead of ~164",
+    for phrase in ("depth 8 instead of 110", "1 epoch instead of ~164",
                    "synthetic data instead of cifar10", "first 64 training images",
                    "batch 32 instead of 128"):
         assert phrase in text
     full = f"python -m trainers.ablate --table 1 --dataset cifar10 --seeds 5 --out " \
            f"{tmp_path / 'table1'}-full"
     assert f"Full run: `{full}`" in text
-    assert "| 2 | constant scaling 0 / 1 | resnet8-scale0 |" in text
+    assert "| 2 | constant scaling 0 / 1 | resnet8-scale0 |  | fail |  |  |  | 0/2 | diverged |" \
+        in text
+    assert "| 1 | original | resnet8 |  | 6.61 |" in text
 
 
 def test_plot_and_config_are_written(stub_sweep):

@@ -1,4 +1,4 @@
-"""SavedModel export: TF Serving layout, uint8 -> probabilities, same predictions without the zoo."""
+"""SavedModel export: TF Serving layout, uint8 in, probabilities out, same predictions as Keras."""
 
 import json
 import subprocess
@@ -115,6 +115,24 @@ def test_bare_keras_file_defaults_to_cifar10_statistics(exported, tmp_path):
     manifest = export(root / "gated.keras", tmp_path / "gated" / "7")
     assert manifest["mean"] == list(CIFAR10_MEAN)
     assert "CIFAR-10" in manifest["normalization_source"]
+
+
+def test_statistics_recomputed_from_the_run_config(exported, tmp_path):
+    """The trainer stores no statistics: export recomputes them from the run's config.json."""
+    from trainers.data import load_data
+
+    root, _ = exported
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "final.keras").write_bytes((root / "runs" / "preact8" / "final.keras").read_bytes())
+    config = TrainConfig(model="preact8", dataset="synthetic", train_size=64, test_size=32,
+                         batch_size=32, seed=3, out=str(run))
+    config.save(run / "config.json")
+    manifest = export(run, tmp_path / "served" / "1")
+    data = load_data(config)
+    assert manifest["normalization_source"] == f"recomputed from {run / 'config.json'}"
+    np.testing.assert_allclose(manifest["mean"], data.mean)
+    np.testing.assert_allclose(manifest["std"], data.std)
 
 
 def test_existing_version_needs_overwrite(exported):

@@ -12,12 +12,13 @@ measured counterpart of the paper's "fail". Re-running skips finished runs.
 Which rows run:
 - ``--depth D`` trains every row at depth D. The row keeps its variant (shortcut, ordering, one
   conv per unit) and the unit type follows the zoo's naming rule for D (6n+2: basic, 9n+2:
-  bottleneck). Rows that become the same model (Table 2 and 3 at 110 and 164 layers) train
-  once; the table lists every paper number that model stands for.
+  bottleneck). Rows that become the same model (Tables 2 and 3 at 110, 164 and 1001 layers)
+  train once; the table lists every paper number that model stands for.
 - Datasets: Tables 1 and 2 are CIFAR-10 only, so all their rows train on any ``--dataset`` (the
   paper column stays CIFAR-10's). Table 3 also has CIFAR-100 rows: the rows on ``--dataset``
   train; on a dataset the table does not report (e.g. ``synthetic``) its CIFAR-10 rows do.
-- ``--rows 1 3`` keeps those rows (numbers as ``--list`` prints them, after the rules above).
+- ``--rows 1 3`` trains only those rows (numbers as ``--list`` prints them, after the rules
+  above); the results still list every row, the others as pending or as trained before.
 """
 
 import argparse
@@ -28,6 +29,9 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
 
 from keras_resnets.paper import RESULTS, PaperResult
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
@@ -50,7 +54,7 @@ class AblationConfig:
     depth: int | None = None  # train every row at this depth instead of the paper's
     epochs: int | None = None  # None: the recipe's full length
     seeds: int = 1
-    rows: tuple | None = None  # row numbers to keep (1-based); None: all
+    rows: tuple | None = None  # row numbers to train now (1-based); None: all
     data_dir: str | None = None
     train_size: int | None = None
     test_size: int | None = None
@@ -77,7 +81,11 @@ class AblationConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "AblationConfig":
-        return cls(**json.loads(text))
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown ablation config keys {sorted(unknown)}.")
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,8 @@ class AblationRow:
         return f"{self.name}-seed{seed}"
 
     def paper_text(self) -> str:
-        """The paper's number(s): ``6.61``, ``fail``, or ``6.61 (ResNet-110); 5.93 (ResNet-164)``."""
+        """The paper's number(s): ``6.61``, ``fail`` or ``6.61 (ResNet-110); 5.93 (ResNet-164)``
+        (rows merged by ``--depth``)."""
         texts = ["fail" if row.error is None else f"{row.error:.2f}" for row in self.paper]
         if len(texts) == 1:
             return texts[0]
@@ -123,7 +132,7 @@ def table_rows(table: int, dataset: str) -> list[PaperResult]:
 
 def select_rows(config: AblationConfig) -> list[AblationRow]:
     """The models of the sweep, numbered, each validated by the zoo before anything trains."""
-    from keras_resnets.registry import resolve
+    from keras_resnets import describe
 
     merged: dict[tuple, list[PaperResult]] = {}
     for paper_row in table_rows(config.table, config.dataset):
@@ -139,7 +148,7 @@ def select_rows(config: AblationConfig) -> list[AblationRow]:
         rows = [row for row in rows if row.number in config.rows]
     for row in rows:
         try:
-            resolve(row.model, **row.overrides)
+            describe(row.model, **row.overrides)
         except ValueError as error:
             raise ValueError(f"Table {config.table} row {row.number} ({row.case}) at depth "
                              f"{config.depth}: {error}") from None
@@ -208,14 +217,12 @@ def check_out(config: AblationConfig) -> None:
             f"use another --out. Seeds, rows and strategy may change between re-runs.")
 
 
-def run_ablation(config: AblationConfig, train_fn=None) -> "pd.DataFrame":
+def run_ablation(config: AblationConfig, train_fn=None) -> pd.DataFrame:
     """Train the sweep's pending runs row by row, writing the results after each row. The
     results list every row of the table; ``config.rows`` only limits what trains now.
 
     ``train_fn(TrainConfig)`` defaults to ``trainers.train.train``. Returns the results table.
     """
-    from tqdm.auto import tqdm
-
     from trainers.data import locate
 
     rows = select_rows(dataclasses.replace(config, rows=None))  # the table lists every row
@@ -244,10 +251,8 @@ def run_ablation(config: AblationConfig, train_fn=None) -> "pd.DataFrame":
 # Results
 
 
-def collect(config: AblationConfig, rows: list[AblationRow]) -> "pd.DataFrame":
+def collect(config: AblationConfig, rows: list[AblationRow]) -> pd.DataFrame:
     """One line per row: median, min, max and std of the test error over finished seeds."""
-    import pandas as pd
-
     lines = []
     for row in rows:
         outcomes = [run_status(Path(train_config(config, row, seed).out))
@@ -267,7 +272,7 @@ def collect(config: AblationConfig, rows: list[AblationRow]) -> "pd.DataFrame":
             "outcome": outcome(len(errors), diverged, config.seeds),
             "parameters": next((m.get("parameters") for s, m in outcomes if s == "finished"),
                                None)})
-    return pd.DataFrame(lines)
+    return pd.DataFrame(lines).astype({"parameters": "Int64"})
 
 
 def outcome(finished: int, diverged: int, seeds: int) -> str:
@@ -275,7 +280,7 @@ def outcome(finished: int, diverged: int, seeds: int) -> str:
         return "diverged"
     if finished == seeds:
         return "finished"
-    parts = [f"{finished}/{seeds} finished"] + ([f"{diverged}/{seeds} diverged"] if diverged else [])
+    parts = [f"{finished}/{seeds} finished"] + [f"{diverged}/{seeds} diverged"] * bool(diverged)
     return ", ".join(parts) if finished or diverged else "pending"
 
 
@@ -287,7 +292,8 @@ def reduced_scale(config: AblationConfig, rows: list[AblationRow]) -> list[str]:
     if config.depth is not None and depths != [config.depth]:
         notes.append(f"depth {config.depth} instead of {' and '.join(map(str, depths))}")
     if config.epochs is not None:
-        notes.append(f"{config.epochs} epochs instead of {RECIPE_EPOCHS} (64k iterations)")
+        notes.append(f"{config.epochs} epoch{'s' * (config.epochs != 1)} instead of "
+                     f"{RECIPE_EPOCHS} (64k iterations)")
     if config.dataset not in paper_datasets:
         notes.append(f"{config.dataset} data instead of {' and '.join(paper_datasets)}")
     for split, size in (("training", config.train_size), ("test", config.test_size)):
@@ -314,22 +320,37 @@ def full_run_command(config: AblationConfig) -> str:
 
 def header(config: AblationConfig, rows: list[AblationRow]) -> str:
     notes = reduced_scale(config, rows)
-    title = f"# He et al. 2016, Table {config.table}: test error (%), median over {config.seeds} seed(s)"
+    title = (f"# He et al. 2016, Table {config.table}: test error (%), median over "
+             f"{config.seeds} seed(s)")
     if notes:
         scale = (f"**Reduced scale:** {'; '.join(notes)}; not comparable to the paper's numbers. "
                  f"Full run: `{full_run_command(config)}`")
     else:
         scale = "Full scale: the paper's recipe, depth and data."
-    legend = ("`paper_error` \"fail\": the paper's net did not train; `outcome` \"diverged\": "
-              "the loss became NaN, the measured counterpart of \"fail\".")
+    legend = ("`measured`: median test error over finished seeds; `paper_error` \"fail\": the "
+              "paper's net did not train; `outcome` \"diverged\": the loss became NaN, the "
+              "measured counterpart of \"fail\".")
     return "\n\n".join([title, scale, legend])
 
 
-def markdown_table(table: "pd.DataFrame") -> str:
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader compares, for ``results.md`` (``results.csv`` keeps them all)."""
+    def spread(low, high):
+        return "" if math.isnan(low) else f"{low:.2f}-{high:.2f}"
+
+    return table.assign(
+        measured=table["error_median"],
+        min_max=[spread(lo, hi) for lo, hi in zip(table["error_min"], table["error_max"])],
+        finished=[f"{n}/{s}" for n, s in zip(table["seeds_finished"], table["seeds"])],
+    )[["row", "case", "model", "overrides", "paper_error", "measured", "min_max", "error_std",
+       "finished", "outcome", "parameters"]]
+
+
+def markdown_table(table: pd.DataFrame) -> str:
     def cell(value):
-        if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.2f}"
-        return "" if value is None else str(value).replace("|", "\\|")
+        if pd.isna(value):
+            return ""
+        return f"{value:.2f}" if isinstance(value, float) else str(value).replace("|", "\\|")
 
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in values) + " |"
@@ -338,19 +359,20 @@ def markdown_table(table: "pd.DataFrame") -> str:
 
 
 def write_results(config: AblationConfig, rows: list[AblationRow],
-                  with_plot: bool = True) -> "pd.DataFrame":
+                  with_plot: bool = True) -> pd.DataFrame:
     """``results.csv``, ``results.md`` and ``results.png`` in ``config.out``; returns the table."""
     table = collect(config, rows)
     out = Path(config.out)
     table.to_csv(out / "results.csv", index=False)
-    (out / "results.md").write_text(f"{header(config, rows)}\n\n{markdown_table(table)}\n")
+    (out / "results.md").write_text(
+        f"{header(config, rows)}\n\n{markdown_table(summary(table))}\n")
     if with_plot:
-        plot(table, out / "results.png", f"Table {config.table}"
+        plot(table, out / "results.png", f"He et al. 2016, Table {config.table}: test error"
              + (" (reduced scale)" if reduced_scale(config, rows) else ""))
     return table
 
 
-def plot(table: "pd.DataFrame", path: Path, title: str) -> None:
+def plot(table: pd.DataFrame, path: Path, title: str) -> None:
     """Measured median error (bars from min to max over seeds) next to the paper's, per row."""
     import matplotlib
 
@@ -364,7 +386,7 @@ def plot(table: "pd.DataFrame", path: Path, title: str) -> None:
     median = table["error_median"].to_numpy(float)
     spread = np.nan_to_num([median - table["error_min"], table["error_max"] - median])
     figure, axes = plt.subplots(figsize=(max(6.0, 0.8 * len(table) + 2), 4.5))
-    axes.bar(x - 0.2, median, 0.4, yerr=spread, capsize=3, label="measured (median)")
+    axes.bar(x - 0.2, median, 0.4, yerr=spread, capsize=3, label="measured (median, min-max)")
     axes.bar(x + 0.2, paper, 0.4, label="paper")
     for i, (measured, reported, state) in enumerate(zip(median, paper, table["outcome"])):
         if math.isnan(reported):
@@ -422,8 +444,7 @@ def main(argv=None) -> None:
         table = run_ablation(config)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    print(markdown_table(table[["row", "case", "model", "paper_error", "error_median",
-                                "outcome"]]))
+    print(markdown_table(summary(table)))
     print(f"\nResults in {config.out}/results.md, results.csv, results.png")
 
 
