@@ -39,7 +39,7 @@ def resnet(units_per_stage, *, branch="basic", ordering="post", widen=1, downsam
     Returns:
         A ``keras.Model`` mapping images to ``num_classes`` logits.
     """
-    _check_architecture(units_per_stage, downsample, shared_blocks)
+    check_architecture(units_per_stage, downsample, shared_blocks)
     expansion = BOTTLENECK_EXPANSION if branch == "bottleneck" else 1
     widths = [width * widen * expansion for width in BASE_WIDTHS]
     unit_options.update(branch=branch, ordering=ordering, weight_decay=weight_decay)
@@ -59,7 +59,8 @@ def resnet(units_per_stage, *, branch="basic", ordering="post", widen=1, downsam
     return keras.Model(inputs, outputs, name=name)
 
 
-def _check_architecture(units_per_stage, downsample, shared_blocks):
+def check_architecture(units_per_stage, downsample="conv", shared_blocks=0):
+    """Raise ``ValueError`` for settings no network can have, before any layer is built."""
     if int(units_per_stage) != units_per_stage or units_per_stage < 1:
         raise ValueError(f"units_per_stage must be a positive integer; got {units_per_stage}.")
     if downsample not in DOWNSAMPLING:

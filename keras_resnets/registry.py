@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from keras_resnets import paper
-from keras_resnets.architectures import resnet
+from keras_resnets.architectures import check_architecture, resnet
 from keras_resnets.branches import CONVS_PER_UNIT
 from keras_resnets.shortcuts import SHORTCUT_OPTIONS, resolve_shortcut
 
@@ -159,6 +159,8 @@ def resolve(name: str, **overrides) -> dict:
     options = {k: settings.get(k) for k in SHORTCUT_OPTIONS}
     try:
         resolve_shortcut(settings.get("shortcut", "identity"), **options)
+        check_architecture(settings["units_per_stage"], settings.get("downsample", "conv"),
+                           settings.get("shared_blocks", 0))
     except ValueError as error:
         raise ValueError(f"{name!r}: {error}") from None
     return settings
@@ -191,7 +193,4 @@ def build(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **overrides
     >>> model = build("resnet110-gate-exclusive", gate_bias=-7)  # doctest: +SKIP
     """
     settings = resolve(name, num_classes=num_classes, input_shape=tuple(input_shape), **overrides)
-    try:
-        return resnet(name=name, **settings)
-    except ValueError as error:
-        raise ValueError(f"{name!r}: {error}") from None
+    return resnet(name=name, **settings)

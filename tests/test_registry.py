@@ -66,6 +66,11 @@ def test_depth_maps_to_units_per_stage(name, branch, units):
     assert (settings["branch"], settings["units_per_stage"]) == (branch, units)
 
 
+def test_resolve_refuses_what_build_would_refuse():
+    with pytest.raises(ValueError, match="'resnet8-shared': shared_blocks must be in"):
+        resolve("resnet8-shared")
+
+
 def test_every_paper_row_resolves_to_a_model():
     for row in paper.RESULTS:
         assert resolve(row.model_name(), **row.overrides)["units_per_stage"] >= 1

@@ -64,7 +64,7 @@ def test_a_sweep_writes_its_table_plot_and_config(resumed):
     table = pd.read_csv(out / "trials.csv")
     assert len(table) == 2
     for column in ("trial", "status", "base", "depth", "variant", "learning_rate", "batch_size",
-                   "model", "val_error", "epochs", "parameters", "wall_s"):
+                   "model", "val_error", "epochs", "parameters", "wall_s", "diverged"):
         assert column in table.columns
     assert table["model"].isin(["resnet8", "preact8", "resnet8-gate-exclusive",
                                 "preact8-gate-exclusive"]).all()
@@ -131,6 +131,30 @@ def test_the_cli_reports_a_bad_space_file(tmp_path, capsys):
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.parametrize("spec", [{"min": 8, "max": 56, "step": 6},
+                                  {"min": 16, "max": 256, "step": 2, "sampling": "log"}])
+def test_integer_ranges_are_checked_at_every_value_kerastuner_samples(spec):
+    dimension = spaces.parse_dimension("depth", spec)
+    hp = keras_tuner.HyperParameters()
+    dimension.declare(hp)
+    assert dimension.candidates() == tuple(hp.space[0].values)
+
+
+def test_sweep_settings_are_checked():
+    with pytest.raises(ValueError, match="Hyperband takes no max_trials"):
+        SweepConfig(space=SPACE, train=TRAIN, tuner="hyperband", max_trials=3)
+    with pytest.raises(ValueError, match="Hyperband needs --epochs"):
+        SweepConfig(space=SPACE, train={**TRAIN, "epochs": None}, tuner="hyperband",
+                    max_trials=None)
+    with pytest.raises(ValueError, match="Unknown tuner 'grid'"):
+        SweepConfig(space=SPACE, train=TRAIN, tuner="grid")
+
+
+def test_the_cli_refuses_a_model_flag(tmp_path, capsys):
+    code = main(["--space", "smoke", "--model", "preact20", "--out", str(tmp_path), *FLAGS])
+    assert code == 2 and "the models come from the search space" in capsys.readouterr().err
+
+
 def test_bundled_spaces_are_valid():
     for name in ("smoke", "ablation"):
         assert spaces.load(name).dimensions()["base"].candidates()
@@ -161,7 +185,7 @@ def test_a_chief_and_a_worker_complete_a_sweep(tmp_path):
     space = tmp_path / "space.json"
     space.write_text(json.dumps(SPACE))
     out = tmp_path / "sweep"
-    command = [sys.executable, "-m", "trainers.tune", "--space", str(space), "--max-trials", "2",
+    command = [sys.executable, "-m", "trainers.tune", "--space", str(space), "--max-trials", "1",
                "--out", str(out), *FLAGS]
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
            "KERASTUNER_ORACLE_PORT": str(_free_port()), "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -183,7 +207,17 @@ def test_a_chief_and_a_worker_complete_a_sweep(tmp_path):
     text = {role: path.read_text() for role, path in logs.items()}
     assert codes == {"tuner0": 0, "chief": 0}, text
     table = pd.read_csv(out / "trials.csv")
-    assert list(table["status"]) == ["COMPLETED", "COMPLETED"]
+    assert list(table["status"]) == ["COMPLETED"]
     assert "val_loss:" in text["tuner0"] and "val_loss:" not in text["chief"]  # who trained
     assert (out / "best.keras").is_file()
     assert np.isfinite(table["val_error"]).all()
+
+
+def test_a_bayesian_sweep_runs_end_to_end(tmp_path):
+    space = {"model": {"base": "resnet", "depth": 8},
+             "recipe": {"learning_rate": {"min": 0.01, "max": 0.2, "sampling": "log"}}}
+    config = SweepConfig(space=space, train={**TRAIN, "out": str(tmp_path)}, tuner="bayesian",
+                         max_trials=2, out=str(tmp_path))
+    frame = run_sweep(config)
+    assert list(frame["status"]) == ["COMPLETED", "COMPLETED"]
+    assert frame["learning_rate"].nunique() == 2

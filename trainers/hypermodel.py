@@ -15,14 +15,12 @@ import keras
 import keras_tuner
 
 import keras_resnets
-from keras_resnets.shortcuts import SHORTCUT_OPTIONS
 from trainers.config import TrainConfig
 from trainers.data import load_data
-from trainers.spaces import SearchSpace, model_name
+from trainers.spaces import OVERRIDE_KEYS, SearchSpace, model_name
 from trainers.train import build_model, compile_model, make_callbacks
 
 TRIAL_INFO = "trial_info.json"  # the model a trial trains: name, overrides, parameter count
-MODEL_OPTIONS = SHORTCUT_OPTIONS + ("dropout_rate",)
 OBJECTIVE = "val_accuracy"  # maximised; reported as val error % = 100 * (1 - accuracy)
 
 
@@ -61,7 +59,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         values = self.values(hp)
         name = model_name(values["base"], values["depth"], values.get("widen"),
                           values.get("variant", ""))
-        overrides = {k: values[k] for k in MODEL_OPTIONS if k in values}
+        overrides = {k: values[k] for k in OVERRIDE_KEYS if k in values}
         recipe = {k: values[k] for k in self.space.recipe}
         return dataclasses.replace(
             self.config, model=name, out=out or self.config.out,

@@ -21,11 +21,13 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 from keras_tuner.src.distribute import utils as distribute_utils
 
@@ -39,6 +41,8 @@ from trainers.train import check_config
 from trainers.train import make_parser as trainer_parser
 
 PROJECT = "trials"  # KerasTuner's project folder inside the sweep folder
+BAYESIAN_NEEDS = ("scipy", "sklearn")  # KerasTuner's Gaussian process, not installed with it
+TUNER_CHECKPOINT = "checkpoint.weights.h5"  # KerasTuner's weights of a trial's best epoch
 
 
 @dataclass
@@ -100,9 +104,8 @@ def run_sweep(sweep: SweepConfig) -> pd.DataFrame | None:
     """
     space, config = sweep.search_space(), sweep.base_config()  # both validated again
     check_resumable(sweep)
-    if sweep.tuner == "bayesian" and importlib.util.find_spec("scipy") is None:
-        raise ValueError("--tuner bayesian needs scipy, which is not installed (pip install "
-                         "'keras-tuner[bayesian]'); use --tuner random or hyperband.")
+    if sweep.tuner == "bayesian":
+        check_bayesian_installed()
     worker = is_worker()
     check_config(config)
     strategy = make_strategy(config.strategy)
@@ -111,7 +114,9 @@ def run_sweep(sweep: SweepConfig) -> pd.DataFrame | None:
         check_batch_size(batch_size, strategy)
     out = Path(sweep.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tune.json").write_text(sweep.to_json() + "\n")
+    written = out / f"tune.json.{os.getpid()}"  # the chief and workers may write it at once
+    written.write_text(sweep.to_json() + "\n")
+    written.replace(out / "tune.json")
     keras.config.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
     hypermodel = ZooHyperModel(space, config, strategy.num_replicas_in_sync)
     tuner = make_tuner(sweep.tuner, hypermodel, out, PROJECT, sweep.max_trials, strategy)
@@ -119,6 +124,13 @@ def run_sweep(sweep: SweepConfig) -> pd.DataFrame | None:
     if worker:
         return None
     return report(tuner, hypermodel, out)
+
+
+def check_bayesian_installed() -> None:
+    missing = [module for module in BAYESIAN_NEEDS if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ValueError(f"--tuner bayesian needs {' and '.join(missing)}, not installed here "
+                         f"(pip install 'keras-tuner[bayesian]'); use --tuner random or hyperband.")
 
 
 def is_worker() -> bool:
@@ -136,7 +148,8 @@ def is_worker() -> bool:
 
 def trials_frame(tuner, hypermodel) -> pd.DataFrame:
     """One row per trial, best first: id, status, swept values (empty where a conditional one
-    is inactive), model, best val error %, epochs trained, parameters, wall time."""
+    is inactive), model, best val error %, epochs trained, parameters, wall time of its epochs,
+    and whether its loss diverged."""
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
         run_dir = Path(tuner.get_trial_dir(trial_id))
@@ -150,9 +163,11 @@ def trials_frame(tuner, hypermodel) -> pd.DataFrame:
             "val_error": 100.0 * (1.0 - trial.score) if trial.score is not None else None,
             "epochs": int(history["epoch"].max()) if len(history) else 0,
             "parameters": info.get("parameters"),
-            "wall_s": float(history["epoch_time_s"].sum()) if len(history) else 0.0})
+            "wall_s": float(history["epoch_time_s"].sum()) if len(history) else 0.0,
+            # The trainer stops at a non-finite loss (papers.md: Table 1's "fail" rows).
+            "diverged": bool(len(history)) and not np.isfinite(history["loss"]).all()})
     columns = ["trial", "status", *hypermodel.space.dimensions(), "model", "val_error", "epochs",
-               "parameters", "wall_s"]
+               "parameters", "wall_s", "diverged"]
     frame = pd.DataFrame(rows, columns=columns)
     if len(frame):
         frame = frame.sort_values(["val_error", "trial"], na_position="last", kind="stable")
@@ -176,28 +191,24 @@ def markdown_table(frame) -> str:
 def plot_trials(frame, space: SearchSpace, path) -> None:
     """``trials.png``: val error % of the finished trials against each swept value."""
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     swept = [name for name, dim in space.dimensions().items() if dim.swept]
-    done = frame[frame["val_error"].notna()] if len(frame) else frame
+    done = frame[frame["val_error"].notna()]
     figure, axes = plt.subplots(1, max(len(swept), 1), squeeze=False,
                                 figsize=(3.2 * max(len(swept), 1), 3.2), sharey=True)
     for ax, name in zip(axes[0], swept):
-        points = done[done[name].notna()] if name in done else done.iloc[:0]
-        values = list(points[name]) if len(points) else []
         dim = space.dimensions()[name]
-        if dim.values is not None:  # a choice: one column per value
-            labels = [str(v) or "(none)" for v in dim.values]
-            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-            ax.set_xlim(-0.5, len(labels) - 0.5)
-            values = [list(dim.values).index(v) for v in values]
-        elif dim.sampling == "log":
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.scatter(values, points["val_error"] if len(points) else [], alpha=0.8)
+        column = done[name].fillna("") if "" in (dim.values or ()) else done[name]  # "" in CSVs
+        points = done[column.notna()]
+        values = list(column[column.notna()])
+        if dim.values is not None:
+            values = _choice_axis(ax, dim, values)
+        else:
+            _range_axis(ax, dim)
+        ax.scatter(values, points["val_error"], alpha=0.8)
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best val error (%)")
@@ -205,6 +216,31 @@ def plot_trials(frame, space: SearchSpace, path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _choice_axis(ax, dim, values) -> list:
+    """One column per value of a choice; returns the columns of ``values``."""
+    labels = [str(v) or "(none)" for v in dim.values]
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    return [list(dim.values).index(v) for v in values]
+
+
+def _range_axis(ax, dim) -> None:
+    """A range's whole extent (log scaled when sampled so), ticks at its ends and middle."""
+    import matplotlib.ticker
+
+    log = dim.sampling != "linear"
+    ax.set_xscale("log" if log else "linear")
+    ticks = (np.geomspace if log else np.linspace)(dim.min, dim.max, 3)
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+    if log:
+        margin = (dim.max / dim.min) ** 0.05
+        ax.set_xlim(dim.min / margin, dim.max * margin)
+    else:
+        margin = 0.05 * (dim.max - dim.min) or 0.5
+        ax.set_xlim(dim.min - margin, dim.max + margin)
 
 
 def save_best(tuner, hypermodel, out: Path) -> dict | None:
@@ -215,9 +251,10 @@ def save_best(tuner, hypermodel, out: Path) -> dict | None:
     if not best or best[0].score is None:
         return None
     trial = best[0]
-    if not any(Path(tuner.get_trial_dir(trial.trial_id)).glob("checkpoint*")):
-        print(f"Best trial {trial.trial_id}: no checkpoint in {tuner.get_trial_dir(trial.trial_id)}"
-              f" on this machine (not a shared --out?); best.keras not written.")
+    trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
+    if not (trial_dir / TUNER_CHECKPOINT).is_file():
+        print(f"Best trial {trial.trial_id}: no {TUNER_CHECKPOINT} in {trial_dir} on this machine "
+              f"(is --out shared by the chief and the workers?); best.keras not written.")
         return None
     config = hypermodel.trial_config(trial.hyperparameters.copy())
     model = tuner.load_model(trial)

@@ -8,12 +8,14 @@
 
 Each entry is one hyperparameter: a list is a choice, a single value is fixed, and
 ``{"min", "max"[, "step"][, "sampling"]}`` is a range (integers when min, max and step are
-integers; sampling ``linear``, ``log`` or ``reverse_log``). The model is named as in the zoo,
+integers: write ``0.0`` for a float; sampling ``linear``, ``log`` or ``reverse_log``, where, as in
+KerasTuner, the step multiplies). The model is named as in the zoo,
 ``{base}{depth}[-{widen}][-{variant}]`` (``widen`` only for ``wrn``); a shortcut option
 (``gate_bias``, ``shortcut_scale``, ``branch_scale``, ``shortcut_dropout``: He et al. 2016,
 Table 1) applies only to the variants whose shortcut takes it, so it is a conditional
-hyperparameter. Recipe entries replace fields of ``TrainConfig``; ``learning_rate`` is the rate at
-the papers' batch of 128 and scales linearly with the swept ``batch_size``.
+hyperparameter; ``dropout_rate`` (between a unit's convolutions, as in wide ResNets) applies to
+all. Recipe entries (``RECIPE_KEYS``) replace fields of ``TrainConfig``; ``learning_rate`` is the
+rate at the papers' batch of 128 and scales linearly with the swept ``batch_size``.
 
 ``load("smoke")`` reads a file bundled here (``smoke.json``, ``ablation.json``); any other value is
 a path.
@@ -31,9 +33,11 @@ from trainers.config import TrainConfig
 
 BUNDLED = Path(__file__).parent
 NAME_KEYS = ("base", "depth", "widen", "variant")  # the parts of a zoo model name
-MODEL_KEYS = NAME_KEYS + SHORTCUT_OPTIONS + ("dropout_rate",)
+OVERRIDE_KEYS = SHORTCUT_OPTIONS + ("dropout_rate",)  # builder overrides (dropout: WRN's)
+MODEL_KEYS = NAME_KEYS + OVERRIDE_KEYS
 RECIPE_KEYS = ("learning_rate", "weight_decay", "batch_size", "momentum", "warmup_iterations",
                "warmup_learning_rate", "lr_drop_factor")
+INTEGER_RECIPE_KEYS = ("batch_size", "warmup_iterations")
 RANGE_KEYS = {"min", "max", "step", "sampling"}
 SAMPLINGS = ("linear", "log", "reverse_log")
 
@@ -61,9 +65,14 @@ class Dimension:
         """Every value an integer range or choice can take; a float range's two ends."""
         if self.values is not None:
             return self.values
-        if self.is_int:
+        if not self.is_int:
+            return (self.min, self.max)
+        if self.sampling == "linear" or not self.step:
             return tuple(range(self.min, self.max + 1, self.step or 1))
-        return (self.min, self.max)
+        values = [self.min]  # KerasTuner: on a log scale the step multiplies
+        while values[-1] * self.step <= self.max:
+            values.append(values[-1] * self.step)
+        return tuple(values)
 
     def declare(self, hp):
         """Register this dimension on a ``keras_tuner.HyperParameters`` and return its value."""
@@ -95,15 +104,18 @@ def parse_dimension(name: str, spec) -> Dimension:
             raise ValueError(f"{name}: min, max and step must be numbers; got {spec}.")
         if low > high or (step is not None and step <= 0):
             raise ValueError(f"{name}: need min <= max and step > 0; got {spec}.")
-        if sampling not in SAMPLINGS or (sampling != "linear" and low <= 0):
-            raise ValueError(f"{name}: sampling must be one of {', '.join(SAMPLINGS)} "
-                             f"(log scales need min > 0); got {spec}.")
+        if sampling not in SAMPLINGS or (sampling != "linear" and (
+                low <= 0 or (step is not None and step <= 1))):
+            raise ValueError(f"{name}: sampling must be one of {', '.join(SAMPLINGS)} (log "
+                             f"scales need min > 0 and a step, a multiplier, > 1); got {spec}.")
         return Dimension(name, None, low, high, step, sampling)
     values = tuple(spec) if isinstance(spec, list) else (spec,)
-    if not values or len({type(v) for v in values}) != 1 or not isinstance(
-            values[0], (str, int, float, bool)):
-        raise ValueError(f"{name}: a choice is a non-empty list of strings or numbers of one type "
-                         f"(write 0.1, not 0, to mix with floats); got {spec!r}.")
+    if {type(v) for v in values} == {int, float}:
+        values = tuple(map(float, values))  # KerasTuner wants one type: [0, 1e-4] is floats
+    if not values or len({type(v) for v in values}) != 1 or type(values[0]) not in (
+            str, int, float):
+        raise ValueError(f"{name}: a choice is a non-empty list of strings or of numbers; got "
+                         f"{spec!r}.")
     if len(set(values)) != len(values):
         raise ValueError(f"{name}: repeated values in {list(values)}.")
     return Dimension(name, values)
@@ -179,6 +191,10 @@ def _parse(data) -> SearchSpace:
     parts = {}
     for part, accepted in (("model", MODEL_KEYS), ("recipe", RECIPE_KEYS)):
         given = data.get(part, {})
+        if not isinstance(given, dict):
+            raise ValueError(f"{part} must be an object of hyperparameters; got {given!r}.")
+        if part == "model":
+            given = {"variant": "", **given}  # no variant: the family's plain units
         unknown = sorted(set(given) - set(accepted))
         if unknown:
             raise ValueError(f"unknown {part} keys {unknown}; accepted: {', '.join(accepted)}.")
@@ -189,14 +205,19 @@ def _parse(data) -> SearchSpace:
     if missing:
         raise ValueError(f"model needs {' and '.join(missing)} (e.g. \"base\": [\"preact\"], "
                          f"\"depth\": [20]).")
-    parts["model"] = {"variant": Dimension("variant", ("",)), **parts["model"]}
     return SearchSpace(**parts)
 
 
 def _check_recipe(space: SearchSpace) -> None:
+    """Every recipe value must make a valid ``TrainConfig``; counts must be integers."""
     for name, dim in space.recipe.items():
         for value in dim.candidates():
-            dataclasses.replace(TrainConfig(), **{name: value})  # raises on a bad value
+            if name in INTEGER_RECIPE_KEYS and not isinstance(value, int):
+                raise ValueError(f"recipe {name} takes integers; got {value!r}.")
+            try:
+                dataclasses.replace(TrainConfig(), **{name: value})
+            except ValueError as error:
+                raise ValueError(f"recipe {name}={value!r}: {error}") from None
 
 
 def model_name(base: str, depth: int, widen: int | None = None, variant: str = "") -> str:
@@ -226,16 +247,26 @@ def _check_models(space: SearchSpace) -> None:
             bases, model["depth"].candidates(), widens, variants):
         name = model_name(base, depth, widen if base == "wrn" else None, variant)
         values = {"base": base, "variant": variant}
-        settings = [{}] + [{option: value} for option in SHORTCUT_OPTIONS + ("dropout_rate",)
+        settings = [{}] + [{option: value} for option in OVERRIDE_KEYS
                            if option in model and space.active(option, values)
                            for value in model[option].candidates()]
         for overrides in settings:
             try:
-                resolve(name, **overrides)
+                _check_depth(name, resolve(name, **overrides))
             except ValueError as error:
                 errors.append(str(error))
     if errors:
         unique = list(dict.fromkeys(errors))
         more = f" (and {len(unique) - 3} more)" if len(unique) > 3 else ""
-        raise ValueError(f"{len(errors)} model(s) of the space are invalid: "
+        raise ValueError(f"{len(unique)} invalid model setting(s) in the space: "
                          f"{' | '.join(unique[:3])}{more}")
+
+
+def _check_depth(name: str, settings: dict) -> None:
+    """Weight-shared variants need more units per stage than they share (Jastrzebski et al.
+    share the top 13 of 18); ``resolve`` leaves this to the builder, which is too late here."""
+    shared, units = settings.get("shared_blocks", 0), settings["units_per_stage"]
+    if shared >= units:
+        raise ValueError(f"Impossible depth in {name!r}: it shares the top {shared} units of each "
+                         f"stage, so it needs at least {shared + 1} units per stage; it has "
+                         f"{units}.")
