@@ -19,7 +19,7 @@ import pandas as pd
 from keras_resnets import ResidualChain
 
 from analysis.loop import BatchSum
-from analysis.measures import drop_sums, head_width, input_width, probe_sums, unit_changes_shape
+from analysis.measures import drop_sums, probe_sums, unit_changes_shape
 from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, check_unroll_options,
                              check_unrollable, unroll_sums)
 
@@ -100,7 +100,7 @@ def analyze(model, dataset, measures="all", strategy=None, alphas=DEFAULT_ALPHAS
     if probed:
         step = functools.partial(probe_sums, chain, gradients="cosine" in probed)
         sums = BatchSum(step, strategy)(dataset, "cosine/l2/intermediate", progress)
-        blocks = blocks.join(_probe_columns(sums, probed, chain))
+        blocks = blocks.join(_probe_columns(sums, probed))
         summary.update(_model_scores(sums))
     if "drop" in measures:
         sums = BatchSum(functools.partial(drop_sums, chain), strategy)(dataset, "drop", progress)
@@ -123,28 +123,25 @@ def _mean_std(sums, name):
     return mean, np.sqrt(np.maximum(sums[f"{name}_sq"] / sums["count"] - mean**2, 0.0))
 
 
-def _probe_columns(sums, probed, chain) -> pd.DataFrame:
+def _probe_columns(sums, probed) -> pd.DataFrame:
     columns = {}
     if "cosine" in probed:
         columns["cosine"], columns["cosine_std"] = _mean_std(sums, "cosine")
     if "l2" in probed:
         columns["l2_ratio"], columns["l2_ratio_std"] = _mean_std(sums, "l2_ratio")
     if "intermediate" in probed:
-        columns.update(_intermediate_columns(sums, chain))
+        columns.update(_intermediate_columns(sums))
     return pd.DataFrame(columns)
 
 
-def _intermediate_columns(sums, chain) -> dict:
+def _intermediate_columns(sums) -> dict:
     """Head accuracy/loss on h_j ("_input") and on block j's output; NaN where the width of
     that state differs from the head's (the head cannot read it)."""
-    width = head_width(chain)
-    input_ok = np.array([input_width(b.unit) == width for b in chain.blocks])
-    output_ok = np.array([b.unit.filters == width for b in chain.blocks])
     count = sums["count"]
-    return {"intermediate_accuracy_input": np.where(input_ok, sums["input_correct"] / count, np.nan),
-            "intermediate_loss_input": np.where(input_ok, sums["input_loss"] / count, np.nan),
-            "intermediate_accuracy": np.where(output_ok, sums["output_correct"] / count, np.nan),
-            "intermediate_loss": np.where(output_ok, sums["output_loss"] / count, np.nan)}
+    return {"intermediate_accuracy_input": sums["input_correct"] / count,
+            "intermediate_loss_input": sums["input_loss"] / count,
+            "intermediate_accuracy": sums["output_correct"] / count,
+            "intermediate_loss": sums["output_loss"] / count}
 
 
 def _model_scores(sums) -> dict:

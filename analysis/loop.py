@@ -15,38 +15,48 @@ from tqdm.auto import tqdm
 class BatchSum:
     """``BatchSum(step, strategy)(dataset)`` -> dict of numpy sums over all batches.
 
-    The compiled function is kept between calls, so a callback measuring the same batches every
-    few epochs traces once. ``strategy=None`` uses the strategy in scope (the default strategy
-    outside any scope). Batches are ``(images, labels)`` pairs.
+    The step is traced once per dataset element spec, whose batch dimension is unknown for a
+    dataset batched without ``drop_remainder``: the smaller last batch then reuses the trace
+    (tracing a deep chain's drop pass takes minutes). The compiled function is kept between
+    calls, so a callback measuring the same batches every few epochs traces once.
+    ``strategy=None`` uses the strategy in scope (the default strategy outside any scope).
     """
 
     def __init__(self, step, strategy=None):
         self.step = step
         self.strategy = strategy or tf.distribute.get_strategy()
-        # reduce_retracing: a smaller last batch relaxes the batch dimension once, for good.
-        self._compiled = tf.function(self._replica_sums, reduce_retracing=True, autograph=False)
+        self._compiled = {}  # element spec -> tf.function
 
     def _replica_sums(self, images, labels):
         sums = self.strategy.run(self.step, args=(images, labels))
         return {key: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                 for key, value in sums.items()}
 
+    def _compile(self, spec):
+        _check_pair(spec)
+        if spec not in self._compiled:
+            # autograph=False: the measures have no tensor-dependent Python control flow, and
+            # converting every Keras layer call would only slow the tracing of deep chains.
+            self._compiled[spec] = tf.function(self._replica_sums, input_signature=list(spec),
+                                               autograph=False)
+        return self._compiled[spec]
+
     def __call__(self, dataset, description: str = "", progress: bool = True) -> dict:
         distributed = self.strategy.experimental_distribute_dataset(dataset)
+        compiled = self._compile(distributed.element_spec)
         total = int(dataset.cardinality())
         totals = None
-        for batch in tqdm(distributed, desc=description, total=total if total >= 0 else None,
-                          disable=not progress, leave=False):
+        for images, labels in tqdm(distributed, desc=description,
+                                   total=total if total >= 0 else None, disable=not progress,
+                                   leave=False):
             sums = {key: np.asarray(value, dtype=np.float64)
-                    for key, value in self._compiled(*_pair(batch)).items()}
+                    for key, value in compiled(images, labels).items()}
             totals = sums if totals is None else {k: totals[k] + v for k, v in sums.items()}
         if totals is None:
             raise ValueError("The dataset yielded no batch: nothing to measure.")
         return totals
 
 
-def _pair(batch):
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise ValueError("Batches must be (images, labels) pairs; got "
-                         f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}.")
-    return batch
+def _check_pair(spec):
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise ValueError(f"Batches must be (images, labels) pairs; got elements of spec {spec}.")

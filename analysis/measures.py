@@ -5,9 +5,10 @@ so that a loop can add them over batches and replicas and divide once at the end
 (``analysis.loop``). Everything runs in inference mode (``training=False``): BN uses its
 moving statistics, so examples do not interact and per-example quantities are well defined.
 
-Conventions (the paper's Sec. 3-4, ``h_{j+1} = h_j + F_j(h_j)``):
+Conventions (the paper's chain ``h_{j+1} = h_j + F_j(h_j)`` and its Eq. 3):
 
-- ``F_j(h_j)`` is ``unit.parts(h_j).residual``, the branch output before the merge.
+- ``F_j(h_j)`` is ``unit.parts(h_j).residual``, the branch output before the merge (for gated
+  or scaled shortcuts, before the gate or scale is applied).
 - The gradient ``dL/dh_j`` is that of the summed cross-entropy of the batch, so each example's
   slice is the gradient of its own loss. All of them come from ONE ``tape.gradient`` call.
 - A block whose branch has another shape than its input (the first unit of a downsampling or
@@ -22,8 +23,13 @@ import tensorflow as tf
 from keras import layers
 
 
+def _float(x):
+    """float32 for half-precision tensors (mixed precision); float32/64 kept as they are."""
+    return x if x.dtype in (tf.float32, tf.float64) else tf.cast(x, tf.float32)
+
+
 def _flat(x):
-    x = tf.cast(x, tf.float32)
+    x = _float(x)
     return tf.reshape(x, [tf.shape(x)[0], -1])
 
 
@@ -42,7 +48,7 @@ def l2_ratio_per_example(residual, reference):
 
 def crossentropy(labels, logits):
     """Per-example softmax cross-entropy of integer ``labels``."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, _float(logits))
 
 
 def correct(labels, logits):
@@ -53,8 +59,13 @@ def correct(labels, logits):
 
 def entropy(logits):
     """Per-example entropy (nats) of the softmax prediction."""
-    log_p = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    log_p = tf.nn.log_softmax(_float(logits))
     return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+
+
+def total(x):
+    """The batch sum of a per-example quantity, as float32 (one dtype for every output)."""
+    return tf.cast(tf.reduce_sum(x), tf.float32)
 
 
 def prepare(images, labels):
@@ -80,14 +91,9 @@ def unit_changes_shape(unit) -> bool:
     return unit.strides != 1 or input_width(unit) != unit.filters
 
 
-def changes_shape(h, parts) -> bool:
-    """Whether F_j(h_j) has another shape than h_j (static shapes, known at trace time)."""
-    return tuple(h.shape[1:]) != tuple(parts.residual.shape[1:])
-
-
 def _classify(chain, labels, h):
     logits = chain.head(h, training=False)
-    return tf.reduce_sum(correct(labels, logits)), tf.reduce_sum(crossentropy(labels, logits))
+    return total(correct(labels, logits)), total(crossentropy(labels, logits))
 
 
 def block_gradients(chain, images, labels, gradients: bool = True):
@@ -102,7 +108,8 @@ def block_gradients(chain, images, labels, gradients: bool = True):
         tape.watch(images)  # records every op, so the tape can reach any h_j
         inputs, parts, logits = chain.hidden_states(images, training=False)
         loss = tf.reduce_sum(crossentropy(labels, logits))
-    references = [p.shortcut if changes_shape(h, p) else h for h, p in zip(inputs, parts)]
+    references = [p.shortcut if unit_changes_shape(block.unit) else h
+                  for block, h, p in zip(chain.blocks, inputs, parts)]
     grads = tape.gradient(loss, references,
                           unconnected_gradients=tf.UnconnectedGradients.ZERO) if gradients else None
     return inputs, parts, references, grads, logits
@@ -115,14 +122,14 @@ def probe_sums(chain, images, labels, gradients: bool = True) -> dict:
     Returns sums over the batch, each stacked over blocks (shape ``[L]``): ``cosine``,
     ``cosine_sq`` (with ``gradients``), ``l2_ratio``, ``l2_ratio_sq``;
     ``input_correct``/``input_loss`` (the head on ``h_j``) and ``output_correct``/
-    ``output_loss`` (the head on block j's output), zero for blocks whose width differs from the
-    head's; and ``count``, ``model_correct``, ``model_loss`` for the whole model.
+    ``output_loss`` (the head on block j's output), NaN where that state's width differs from
+    the head's; and ``count``, ``model_correct``, ``model_loss`` for the whole model.
     """
     images, labels = prepare(images, labels)
     inputs, parts, references, grads, logits = block_gradients(chain, images, labels, gradients)
     sums = {"count": tf.cast(tf.shape(labels)[0], tf.float32),
-            "model_correct": tf.reduce_sum(correct(labels, logits)),
-            "model_loss": tf.reduce_sum(crossentropy(labels, logits))}
+            "model_correct": total(correct(labels, logits)),
+            "model_loss": total(crossentropy(labels, logits))}
     sums.update(_moments("l2_ratio", [l2_ratio_per_example(p.residual, ref)
                                       for p, ref in zip(parts, references)]))
     if gradients:
@@ -134,20 +141,21 @@ def probe_sums(chain, images, labels, gradients: bool = True) -> dict:
 
 def _moments(name, per_block) -> dict:
     """Sum and sum of squares over the batch, stacked over blocks (for mean and std)."""
-    return {name: tf.stack([tf.reduce_sum(v) for v in per_block]),
-            f"{name}_sq": tf.stack([tf.reduce_sum(v * v) for v in per_block])}
+    return {name: tf.stack([total(v) for v in per_block]),
+            f"{name}_sq": tf.stack([total(v * v) for v in per_block])}
 
 
 def _intermediate(chain, labels, inputs, parts) -> dict:
-    """The model's own head on ``h_j`` and on block j's output, where the widths match."""
-    width, zero = head_width(chain), tf.constant(0.0)
+    """The model's own head on ``h_j`` and on block j's output; NaN (which survives summing
+    over batches and replicas) where the head cannot read that width."""
+    width, missing = head_width(chain), tf.constant(float("nan"))
     results = {key: [] for key in ("input_correct", "input_loss", "output_correct",
                                    "output_loss")}
     for block, h, p in zip(chain.blocks, inputs, parts):
         pairs = {"input": h, "output": block.unit.merge(p, training=False)}
         for where, state in pairs.items():
             hit, lost = (_classify(chain, labels, state) if state.shape[-1] == width
-                         else (zero, zero))
+                         else (missing, missing))
             results[f"{where}_correct"].append(hit)
             results[f"{where}_loss"].append(lost)
     return {key: tf.stack(values) for key, values in results.items()}
@@ -165,7 +173,7 @@ def drop_sums(chain, images, labels) -> dict:
     hits, losses = [], []
     for j, h in enumerate(inputs):
         logits = chain.run_from(j, h, training=False, drop=j)
-        hits.append(tf.reduce_sum(correct(labels, logits)))
-        losses.append(tf.reduce_sum(crossentropy(labels, logits)))
+        hits.append(total(correct(labels, logits)))
+        losses.append(total(crossentropy(labels, logits)))
     return {"count": tf.cast(tf.shape(labels)[0], tf.float32),
             "drop_correct": tf.stack(hits), "drop_loss": tf.stack(losses)}

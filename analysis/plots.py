@@ -5,6 +5,7 @@ unrolling), Figure 3 over training (from the callback's CSV) and Figure 8's trai
 Matplotlib's object API with the Agg canvas: no window, no global pyplot state.
 """
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ BLOCK_FIGURES = {
 def _save(figure, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    figure.savefig(path, dpi=120)
     return path
 
 
@@ -33,7 +34,7 @@ def plot_blocks(blocks, name: str, path, baseline: float | None = None, label: s
     stage, a dotted line where a stage starts, the std band where the frame has one, and the
     full model's value as a dashed line when ``baseline`` is given."""
     column, number, title, ylabel = BLOCK_FIGURES[name]
-    figure = Figure(figsize=(7, 3.5))
+    figure = Figure(figsize=(7, 3.5), layout="constrained")
     ax = figure.subplots()
     x, y = blocks["block"].to_numpy(), blocks[column].to_numpy(dtype=float)
     if f"{column}_std" in blocks:
@@ -56,7 +57,7 @@ def plot_blocks(blocks, name: str, path, baseline: float | None = None, label: s
 def plot_unroll(unroll, path, label: str = "") -> Path:
     """Figure 7: accuracy, loss and prediction entropy after k extra applications of the last
     block, one line per scaling alpha."""
-    figure = Figure(figsize=(11, 3.2))
+    figure = Figure(figsize=(11, 3.2), layout="constrained")
     axes = figure.subplots(1, 3)
     for ax, column in zip(axes, ("accuracy", "loss", "entropy")):
         for alpha, rows in unroll.groupby("alpha"):
@@ -70,7 +71,7 @@ def plot_unroll(unroll, path, label: str = "") -> Path:
 def plot_cosine_over_training(history, path) -> Path:
     """Figure 3 over training: cosine loss per block against epoch, one line per block
     (darker = deeper)."""
-    figure = Figure(figsize=(7, 3.5))
+    figure = Figure(figsize=(7, 3.5), layout="constrained")
     ax = figure.subplots()
     blocks = sorted(history["block"].unique())
     colours = colormaps["viridis"](np.linspace(0, 1, max(len(blocks), 2)))
@@ -88,7 +89,7 @@ def plot_cosine_over_training(history, path) -> Path:
 
 def plot_training_curves(histories: dict, path, title: str) -> Path:
     """Figure 8: train and test error (%) per epoch of each run (``history.csv`` frames)."""
-    figure = Figure(figsize=(10, 3.5))
+    figure = Figure(figsize=(10, 3.5), layout="constrained")
     train_ax, test_ax = figure.subplots(1, 2, sharey=True)
     for label, history in histories.items():
         line, = train_ax.plot(history["epoch"], 100 * (1 - history["accuracy"]), label=label)
@@ -96,7 +97,7 @@ def plot_training_curves(histories: dict, path, title: str) -> Path:
     train_ax.set(xlabel="epoch", ylabel="error (%)", title="train")
     test_ax.set(xlabel="epoch", title="test")
     test_ax.legend(fontsize=7)
-    figure.suptitle(title)
+    figure.suptitle(textwrap.fill(title, 110), fontsize=9)
     return _save(figure, path)
 
 

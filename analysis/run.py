@@ -16,10 +16,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
+import tensorflow as tf
+
+from keras_resnets import ResidualChain  # (importing the zoo registers its layers)
 from analysis.frames import analyze, parse_measures
 from analysis.plots import analysis_figures
 from analysis.report import analysis_report
-from analysis.unroll import DEFAULT_ALPHAS, DEFAULT_STEPS, check_unroll_options
+from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, check_unroll_options,
+                             check_unrollable)
+from trainers.config import TrainConfig
+from trainers.data import load_data
 
 SPLITS = ("test", "train")
 
@@ -58,26 +65,25 @@ class AnalysisConfig:
 def load_split(config: AnalysisConfig):
     """The run's data pipeline for ``config.split``, without augmentation, rebatched and
     truncated as asked (the train split drops its last partial batch, as in training)."""
-    from trainers.config import TrainConfig
-    from trainers.data import load_data
-
     train_config = TrainConfig.load(Path(config.run_dir) / "config.json")
     batch_size = config.batch_size or train_config.batch_size
     data = load_data(dataclasses.replace(train_config, augment=False, batch_size=batch_size))
     dataset = data.test if config.split == "test" else data.train
     if config.limit is not None:
+        available = (data.test_examples if config.split == "test"
+                     else data.steps_per_epoch(batch_size) * batch_size)
+        batches = -(-min(config.limit, available) // batch_size)
         dataset = dataset.unbatch().take(config.limit).batch(batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))  # progress bar
     return dataset, train_config
 
 
 def analyze_run(config: AnalysisConfig):
     """Measure the run's ``final.keras`` and write every result into ``config.out``."""
-    import keras
-
-    import keras_resnets  # noqa: F401  (registers the zoo's layers for loading)
-
-    dataset, train_config = load_split(config)
     model = keras.models.load_model(Path(config.run_dir) / "final.keras", compile=False)
+    if "unroll" in parse_measures(config.measures):
+        check_unrollable(ResidualChain(model))  # before reading any data
+    dataset, train_config = load_split(config)
     analysis = analyze(model, dataset, config.measures, alphas=config.alphas, steps=config.steps)
     analysis.summary.update(dataset=train_config.dataset, split=config.split)
     out = Path(config.out)
@@ -86,8 +92,8 @@ def analyze_run(config: AnalysisConfig):
         json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     label = f"{model.name}, {train_config.dataset} {config.split}: "
     figures = analysis_figures(analysis, out, label)
-    notes = [f"run: `{config.run_dir}`", f"split: {config.split}"
-             + (f" (first {config.limit} examples)" if config.limit else "")]
+    notes = [f"run: `{config.run_dir}`"] + (
+        [f"limit: first {config.limit} examples of the split"] if config.limit else [])
     (out / "report.md").write_text(analysis_report(
         analysis, figures, f"Iterative inference analysis of {model.name}", notes))
     return analysis

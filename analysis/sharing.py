@@ -154,15 +154,26 @@ def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict) -
         f"{markdown_table(table)}\n\n![training curves](sharing.png)\n")
 
 
+HELP = {"dataset": "synthetic, cifar10, cifar100 or a prepared TFDS dataset",
+        "epochs": "train each run this long (None: the recipe's 64k iterations)",
+        "out": "experiment folder; each run trains into OUT/<model>",
+        "depth": "depth of the shared nets, 6n+2", "shared": "units shared per stage",
+        "data_dir": "where the dataset lies (see trainers.data)",
+        "train_size": "first N training examples only", "test_size": "first N test examples",
+        "batch_size": "global batch", "seed": "random seed of every run",
+        "strategy": "auto, default, mirrored or multiworker"}
+INTEGER_FIELDS = ("epochs", "depth", "shared", "train_size", "test_size", "batch_size", "seed")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis.sharing",
-                                     description=__doc__.split("\n\n")[0])
+                                     description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = SharingConfig()
     for field in dataclasses.fields(SharingConfig):
-        kind = int if field.name in ("epochs", "depth", "shared", "train_size", "test_size",
-                                     "batch_size", "seed") else str
-        parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind,
-                            default=getattr(defaults, field.name))
+        parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
+                            type=int if field.name in INTEGER_FIELDS else str,
+                            default=getattr(defaults, field.name), help=HELP[field.name])
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Unrolling the last block (Jastrzebski et al. 2018, Sec. 5, "unrolling").
+"""Unrolling the last block (Jastrzebski et al. 2018, Figure 7: "unrolling").
 
 If the top blocks refine a representation iteratively, applying the last block ``k`` more
 times should keep the prediction roughly where it is. The update is scaled to keep the steps
@@ -9,7 +9,7 @@ block and includes the after-addition activation for post-activation units.
 
 import tensorflow as tf
 
-from analysis.measures import (correct, crossentropy, entropy, input_width, prepare,
+from analysis.measures import (correct, crossentropy, entropy, input_width, prepare, total,
                                unit_changes_shape)
 
 DEFAULT_ALPHAS = (1.0, 0.5)
@@ -49,9 +49,9 @@ def unroll_sums(chain, images, labels, alphas=DEFAULT_ALPHAS, steps=DEFAULT_STEP
         rows, h = {key: [] for key in results}, start
         for k in range(steps + 1):
             logits = chain.head(h, training=False)
-            rows["correct"].append(tf.reduce_sum(correct(labels, logits)))
-            rows["loss"].append(tf.reduce_sum(crossentropy(labels, logits)))
-            rows["entropy"].append(tf.reduce_sum(entropy(logits)))
+            rows["correct"].append(total(correct(labels, logits)))
+            rows["loss"].append(total(crossentropy(labels, logits)))
+            rows["entropy"].append(total(entropy(logits)))
             if k < steps:
                 h = h + alpha * (unit(h, training=False) - h)
         for key, values in rows.items():
