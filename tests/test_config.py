@@ -9,7 +9,7 @@ from trainers.config import REFERENCE_BATCH, RECIPES, TrainConfig
 
 def test_json_round_trip_keeps_every_field(tmp_path):
     config = TrainConfig(model="preact110-gate-exclusive", model_overrides={"gate_bias": -7.0},
-                         epochs=3, lr_drops=[0.3, 0.6], sync_batchnorm=True, data_dir="/data")
+                         epochs=3, lr_drops=[0.3, 0.6], sync_batchnorm=False, data_dir="/data")
     config.save(tmp_path / "config.json")
     loaded = TrainConfig.load(tmp_path / "config.json")
     assert loaded == config

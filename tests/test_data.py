@@ -1,6 +1,5 @@
 """The input pipeline: synthetic data, CIFAR pickles, TFDS (mocked), augmentation, errors."""
 
-import io
 import pickle
 import tarfile
 

@@ -43,7 +43,11 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 class EpochHistory(keras.callbacks.Callback):
     """``history.csv``: one row per epoch (1-based), rewritten atomically each epoch. Rows at or
-    beyond the epoch being written are dropped first, which makes it resume-safe."""
+    beyond the epoch being written are dropped first, which makes it resume-safe.
+
+    ``lr`` is the rate of the next step (after the epoch's last update); ``images_per_s``
+    counts training images over the training part of the epoch (validation excluded);
+    ``val_error`` is the test error in %."""
 
     def __init__(self, path, images_per_epoch: int):
         super().__init__()

@@ -52,9 +52,11 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1  # epochs between checkpoints
     record_every: int = 0  # epochs between iterative-inference measurements (0: never)
-    # BatchNorm statistics over the global batch (True) or per replica (False, the papers'
-    # 2-GPU setup, where each GPU normalised its own half of the mini-batch of 128).
-    sync_batchnorm: bool = False
+    # BatchNorm batch statistics over the global batch (synchronized across replicas, so every
+    # replica keeps the same moving statistics), or per replica (False: the papers' 2-GPU
+    # setup, each GPU normalising its half of the 128; Keras then keeps one set of moving
+    # statistics per replica and saves the first replica's).
+    sync_batchnorm: bool = True
 
     def __post_init__(self):
         self.lr_drops = tuple(self.lr_drops)
@@ -129,7 +131,11 @@ class TrainConfig:
         return cls(**data)
 
     def save(self, path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        """Write atomically, so a run killed while saving never leaves half a config."""
+        path = Path(path)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(self.to_json() + "\n")
+        temporary.replace(path)
 
     @classmethod
     def load(cls, path) -> "TrainConfig":

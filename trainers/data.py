@@ -73,7 +73,7 @@ class Source:
 
 @dataclass
 class Splits:
-    """Undecoded splits: uint8 (H, W, C) images with integer labels, before any truncation."""
+    """Raw splits: uint8 (H, W, C) images with integer labels, before truncation and batching."""
 
     train: tf.data.Dataset
     test: tf.data.Dataset

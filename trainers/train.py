@@ -1,4 +1,4 @@
-"""Train a zoo model with He et al. 2016's recipe: ``python -m trainers.train --help``.
+"""Train a zoo model on CIFAR (or any TFDS image dataset) with He et al. 2016's recipe.
 
     python -m trainers.train --model preact110 --dataset cifar10 --out runs/preact110-cifar10
 
@@ -12,9 +12,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import shutil
 import sys
 import tempfile
-import time
 import types
 from pathlib import Path
 
@@ -26,8 +26,31 @@ from keras_resnets.registry import resolve
 from trainers import callbacks as run_callbacks
 from trainers import data as data_lib
 from trainers.config import RECIPES, TrainConfig
-from trainers.strategy import check_batch_size, is_chief, make_strategy
+from trainers.strategy import check_batch_size, check_jit_compile, is_chief, make_strategy
 
+FLAG_HELP = {
+    "model": "zoo model name, e.g. preact110, resnet164, resnet110-gate-exclusive "
+             "(keras_resnets.list_models())",
+    "model_overrides": "builder settings as JSON, e.g. '{\"gate_bias\": -7}'",
+    "dataset": "synthetic, cifar10, cifar100 or any TFDS image-classification dataset",
+    "data_dir": "TFDS data dir, folder with cifar-10-python.tar.gz / cifar-100-python.tar.gz, "
+                "or with the extracted cifar-10-batches-py/ / cifar-100-python/ (or that folder)",
+    "train_size": "keep the first N training examples",
+    "test_size": "keep the first N test examples",
+    "iterations": "training length when --epochs is not given",
+    "epochs": "train this many epochs instead (drops stay at the same fractions)",
+    "batch_size": "global batch, split over the replicas",
+    "learning_rate": "at batch 128; scaled linearly with --batch-size",
+    "weight_decay": "SGD weight decay (L2 on conv/dense kernels)",
+    "lr_drops": "fractions of training where the rate is multiplied by --lr-drop-factor",
+    "warmup_iterations": "iterations at --warmup-learning-rate (default: 400 for depth >= 110)",
+    "strategy": "auto | default | mirrored | multiworker (TF_CONFIG)",
+    "mixed_precision": "mixed_float16 compute, float32 logits",
+    "jit_compile": "XLA-compile the train step",
+    "checkpoint_every": "epochs between checkpoints/epoch-NNNN.weights.h5",
+    "record_every": "epochs between iterative-inference measurements (0: never)",
+    "sync_batchnorm": "BatchNorm statistics over the global batch rather than per replica",
+}
 RESERVED_OVERRIDES = {"num_classes": "the dataset", "input_shape": "the dataset",
                       "weight_decay": "--weight-decay"}
 
@@ -100,7 +123,7 @@ def build_model(config: TrainConfig, data: data_lib.Data, replicas: int = 1):
 
 
 def make_callbacks(config: TrainConfig, run_dir, steps_per_epoch, extra=()) -> list:
-    """Divergence guard, ``history.csv``, TensorBoard, periodic checkpoints, ``extra``, and last
+    """Divergence guard, ``history.csv``, TensorBoard scalars, checkpoints, ``extra``, and last
     the backup that marks an epoch as done (see ``trainers.callbacks``). ``run_dir`` is where
     this process writes; the backup is always read from ``config.out``."""
     run_dir = Path(run_dir)
@@ -133,22 +156,28 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     """
     run_dir = Path(config.out)
     if (run_dir / "metrics.json").exists():
+        print(f"{run_dir} is a finished run (metrics.json exists); nothing to train."
+              + next_steps(run_dir, config.model))
         return json.loads((run_dir / "metrics.json").read_text())
     source = check_config(config)
-    _check_same_run(config, run_dir)
+    writer = config.strategy != "multiworker" or is_chief()
+    if writer:
+        _check_same_run(config, run_dir)
     strategy = make_strategy(config.strategy)
     check_batch_size(config.batch_size, strategy)
-    writer = config.strategy != "multiworker" or is_chief()
+    check_jit_compile(config.jit_compile, strategy)
     write_dir = run_dir if writer else Path(tempfile.mkdtemp(prefix="worker-"))
-    write_dir.mkdir(parents=True, exist_ok=True)
-    config.save(write_dir / "config.json")
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load_data(config, source)
+    write_dir.mkdir(parents=True, exist_ok=True)
+    config.save(write_dir / "config.json")
     steps = data.steps_per_epoch(config.batch_size)
     with _precision(config.mixed_precision):
         with strategy.scope():
             model = build_model(config, data, strategy.num_replicas_in_sync)
             compile_model(model, config, steps)
+        if config.strategy == "multiworker":
+            _build_before_fit(model, strategy, data.train)
         extra = list(callbacks) + _recording(config, data, write_dir)
         run = make_callbacks(config, write_dir, steps, extra)
         model.fit(data.train, validation_data=data.test, epochs=config.resolved_epochs(steps),
@@ -159,6 +188,16 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     if writer:
         print(next_steps(run_dir, config.model))
     return metrics
+
+
+def _build_before_fit(model, strategy, dataset) -> None:
+    """Work around Keras 3.15 under ``MultiWorkerMirroredStrategy``: ``fit`` and ``evaluate``
+    first build the model from one batch reduced with ``strategy.reduce``, which fails for an
+    (x, y) tuple of per-replica values ("Attempt to convert a value (PerReplica...)"). Build
+    from the dataset's element spec instead and skip that step (it only builds)."""
+    with strategy.scope():
+        model._symbolic_build(data_batch=dataset.element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 def _check_same_run(config: TrainConfig, run_dir: Path) -> None:
@@ -215,18 +254,16 @@ def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, repli
         "images_per_s": float(later.median()) if len(later) else None,
         "train_examples": data.train_examples, "test_examples": data.test_examples,
         "replicas": replicas,
+        # The standardisation the model expects; saved_models.export builds it into the graph.
+        "normalization": {"mean": list(data.mean), "std": list(data.std)},
     }
     model.save(run_dir / "final.keras")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _remove_tree(Path(config.out) / "backup")
+    temporary = run_dir / "metrics.json.tmp"  # atomic: metrics.json marks a finished run
+    temporary.write_text(json.dumps(metrics, indent=2) + "\n")
+    temporary.replace(run_dir / "metrics.json")
+    if run_dir == Path(config.out):  # the chief's folder: the run is finished
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return metrics
-
-
-def _remove_tree(folder: Path) -> None:
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*"), reverse=True):
-            path.rmdir() if path.is_dir() else path.unlink()
-        folder.rmdir()
 
 
 def next_steps(run_dir: Path, model: str) -> str:
@@ -243,19 +280,17 @@ def next_steps(run_dir: Path, model: str) -> str:
 def make_parser() -> argparse.ArgumentParser:
     """One flag per ``TrainConfig`` field (``--batch-size`` for ``batch_size``); a flag left out
     keeps the recipe's value."""
-    parser = argparse.ArgumentParser(
-        prog="python -m trainers.train", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m trainers.train",
+                                     description=__doc__.split("\n\n")[0])
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
+        shown = "runs/{model}-{dataset}" if field.name == "out" else json.dumps(default)
         options = {"dest": field.name, "default": argparse.SUPPRESS,
-                   "help": f"(default: {json.dumps(default)})"}
+                   "help": f"{FLAG_HELP.get(field.name, '')} (default: {shown})".lstrip()}
         if field.name == "recipe":
             options["choices"] = list(RECIPES)
-        if field.name == "out":
-            options["help"] = "run folder (default: runs/{model}-{dataset})"
         parser.add_argument(flag, **options, **_flag_kind(field, default))
     return parser
 
