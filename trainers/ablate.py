@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from keras_resnets.paper import RESULTS, PaperResult
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
+from trainers.jsonconfig import JsonConfig
 
 TABLES = (1, 2, 3)
 RECIPE_EPOCHS = "~164"  # 64k iterations of 128 images over CIFAR's 50k training images
@@ -45,7 +46,7 @@ RESULT_FIELDS = ("table", "dataset", "depth", "epochs", "data_dir", "train_size"
 
 
 @dataclass
-class AblationConfig:
+class AblationConfig(JsonConfig):
     """One ablation sweep; written to ``OUT/ablation.json``."""
 
     table: int
@@ -75,17 +76,6 @@ class AblationConfig:
         bad.update({"rows": self.rows} if self.rows and min(self.rows) < 1 else {})
         if bad:
             raise ValueError(f"These settings must be positive: {bad}.")
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "AblationConfig":
-        data = json.loads(text)
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"Unknown ablation config keys {sorted(unknown)}.")
-        return cls(**data)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ iterations. Every field stays overridable; ``epochs`` shortens a recipe without 
 shape (the drops stay at the same fractions, the warm-up stays in iterations).
 """
 
-import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from trainers.jsonconfig import JsonConfig
 
 REFERENCE_BATCH = 128  # The papers' mini-batch; the learning rate scales linearly from it.
 # Recipe name -> the settings it fixes (the dataclass defaults are He et al. 2016's recipe).
@@ -24,7 +23,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything that determines a training run. Written to ``config.json`` in the run folder."""
 
     model: str = "preact20"
@@ -118,25 +117,3 @@ class TrainConfig:
         if self.epochs is not None:
             return self.epochs * steps_per_epoch
         return self.iterations
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        data = json.loads(text)
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"Unknown config keys {sorted(unknown)}.")
-        return cls(**data)
-
-    def save(self, path) -> None:
-        """Write atomically, so a run killed while saving never leaves half a config."""
-        path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(self.to_json() + "\n")
-        temporary.replace(path)
-
-    @classmethod
-    def load(cls, path) -> "TrainConfig":
-        return cls.from_json(Path(path).read_text())

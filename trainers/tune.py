@@ -35,6 +35,7 @@ from saved_models.export import export
 from trainers.callbacks import read_history
 from trainers.config import TrainConfig
 from trainers.hypermodel import TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
+from trainers.jsonconfig import JsonConfig
 from trainers.spaces import SearchSpace, from_dict, load
 from trainers.strategy import check_batch_size, make_strategy
 from trainers.train import check_config
@@ -46,7 +47,7 @@ TUNER_CHECKPOINT = "checkpoint.weights.h5"  # KerasTuner's weights of a trial's 
 
 
 @dataclass
-class SweepConfig:
+class SweepConfig(JsonConfig):
     """One sweep: its search space, tuner and budget, and the base run every trial starts from.
     Written to ``tune.json`` in the sweep folder."""
 
@@ -73,13 +74,6 @@ class SweepConfig:
 
     def base_config(self) -> TrainConfig:
         return TrainConfig(**self.train)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "SweepConfig":
-        return cls(**json.loads(text))
 
 
 def check_resumable(sweep: SweepConfig) -> None:
