@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+from trainers.config import STRATEGIES
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
