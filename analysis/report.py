@@ -1,23 +1,15 @@
-"""Markdown for analysis results: tables and links to the figures (no extra dependency)."""
+"""Markdown for analysis results: tables and links to the figures."""
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
+from trainers import tables
+
 
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """``frame`` as a GitHub Markdown table; floats rounded to ``digits``, NaN shown as ``-``."""
-    def cell(value):
-        if isinstance(value, float):
-            return "-" if math.isnan(value) else f"{value:.{digits}g}"
-        return str(value)
-
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |"
-            for row in frame.itertuples(index=False, name=None)]
-    return "\n".join([header, rule, *rows])
+    """``frame`` as a Markdown table; NaN (a measure that does not apply) shown as ``-``."""
+    return tables.markdown_table(frame, digits=digits, missing="-")
 
 
 def analysis_report(analysis, figures: dict, title: str, notes=()) -> str:

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from trainers.tables import markdown_table
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -77,14 +79,6 @@ def run_all(models, steps, warmup, batch_size):
     return pd.DataFrame(rows)
 
 
-def markdown(table) -> str:
-    """A pipe table of ``table`` (``DataFrame.to_markdown`` needs ``tabulate``, not installed)."""
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |",
-             "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["preact20", "preact110"])
@@ -102,7 +96,7 @@ def main(argv=None) -> int:
         return 0
     steps = {m: args.steps or (12 if m == "preact20" else 4) for m in args.models}
     table = run_all(args.models, steps, args.warmup, args.batch_size)
-    print(markdown(table))
+    print(markdown_table(table))
     return 0
 
 

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from keras_resnets.paper import RESULTS, PaperResult
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
 from trainers.jsonconfig import JsonConfig
+from trainers.tables import markdown_table
 
 TABLES = (1, 2, 3)
 RECIPE_EPOCHS = "~164"  # 64k iterations of 128 images over CIFAR's 50k training images
@@ -334,18 +335,6 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         finished=[f"{n}/{s}" for n, s in zip(table["seeds_finished"], table["seeds"])],
     )[["row", "case", "model", "overrides", "paper_error", "measured", "min_max", "error_std",
        "finished", "outcome", "parameters"]]
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    def cell(value):
-        if pd.isna(value):
-            return ""
-        return f"{value:.2f}" if isinstance(value, float) else str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in values) + " |"
-              for values in table.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def write_results(config: AblationConfig, rows: list[AblationRow],

@@ -38,6 +38,7 @@ from trainers.hypermodel import TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
 from trainers.jsonconfig import JsonConfig
 from trainers.spaces import SearchSpace, from_dict, load
 from trainers.strategy import check_batch_size, make_strategy
+from trainers.tables import markdown_table
 from trainers.train import check_config
 from trainers.train import make_parser as trainer_parser
 
@@ -168,20 +169,6 @@ def trials_frame(tuner, hypermodel) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def markdown_table(frame) -> str:
-    """A GitHub Markdown table of ``frame`` (empty cells for missing values)."""
-    def cell(value) -> str:
-        if value is None or (isinstance(value, float) and value != value):
-            return ""
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-             "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
-              for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
 def plot_trials(frame, space: SearchSpace, path) -> None:
     """``trials.png``: val error % of the finished trials against each swept value."""
     import matplotlib
@@ -269,7 +256,7 @@ def report(tuner, hypermodel, out: Path) -> pd.DataFrame:
     """Write ``trials.csv``, ``trials.md``, ``trials.png`` and the best model; return the table."""
     frame = trials_frame(tuner, hypermodel)
     frame.to_csv(out / "trials.csv", index=False)
-    (out / "trials.md").write_text(markdown_table(frame))
+    (out / "trials.md").write_text(markdown_table(frame) + "\n")
     plot_trials(frame, hypermodel.space, out / "trials.png")
     best = save_best(tuner, hypermodel, out)
     if best:
