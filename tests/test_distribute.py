@@ -4,7 +4,6 @@ collective runtime must be configured before TensorFlow initialises)."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from ports import free_ports
 from trainers.strategy import is_chief, make_strategy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,17 +89,6 @@ def run_workers(tmp_path, mode, count):
                 process.wait(30)
     return [(json.loads((out / "result.json").read_text()), np.load(out / "weights.npz"))
             for out in outs]
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def replicas(weights):

@@ -5,7 +5,6 @@ Synthetic 32x32 data (128 training images), resnet8/preact8, one epoch per trial
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ports import free_ports
 from trainers import spaces
 from trainers.config import TrainConfig
 from trainers.hypermodel import ZooHyperModel
@@ -173,12 +173,6 @@ def test_gate_bias_is_conditional_on_a_gated_variant():
     assert (gated.model, gated.model_overrides) == ("preact8-gate-exclusive", {"gate_bias": -6})
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_chief_and_a_worker_complete_a_sweep(tmp_path):
     """KerasTuner's own distribution: the chief serves the oracle on 127.0.0.1, the worker
     trains every trial, then the chief writes the results."""
@@ -188,7 +182,7 @@ def test_a_chief_and_a_worker_complete_a_sweep(tmp_path):
     command = [sys.executable, "-m", "trainers.tune", "--space", str(space), "--max-trials", "1",
                "--out", str(out), *FLAGS]
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
-           "KERASTUNER_ORACLE_PORT": str(_free_port()), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "KERASTUNER_ORACLE_PORT": str(free_ports(1)[0]), "TF_CPP_MIN_LOG_LEVEL": "2",
            "CUDA_VISIBLE_DEVICES": ""}
     logs = {role: tmp_path / f"{role}.log" for role in ("chief", "tuner0")}
     processes = {}
