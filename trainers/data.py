@@ -95,11 +95,12 @@ def load_data(config: TrainConfig, source: "Source | None" = None) -> Data:
                          f"than one batch of {config.batch_size}; lower --batch-size.")
     mean, std = channel_stats(train)
     standardise = _standardiser(mean, std)
+    shuffled = train.shuffle(train_examples, seed=config.seed).map(
+        lambda x, y: (standardise(x), y), tf.data.AUTOTUNE)
+    if config.augment:
+        shuffled = shuffled.map(augment, tf.data.AUTOTUNE)
     return Data(
-        train=_batched(train.shuffle(train_examples, seed=config.seed)
-                       .map(lambda x, y: (standardise(x), y), tf.data.AUTOTUNE)
-                       .map(augment if config.augment else _identity, tf.data.AUTOTUNE),
-                       config.batch_size, drop_remainder=True),
+        train=_batched(shuffled, config.batch_size, drop_remainder=True),
         test=_batched(test.map(lambda x, y: (standardise(x), y), tf.data.AUTOTUNE),
                       config.batch_size, drop_remainder=False),
         num_classes=splits.num_classes, input_shape=tuple(splits.input_shape),
@@ -112,10 +113,6 @@ def augment(image, label):
     padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]])
     image = tf.image.random_crop(padded, tf.shape(image))
     return tf.image.random_flip_left_right(image), label
-
-
-def _identity(image, label):
-    return image, label
 
 
 def _standardiser(mean, std):
