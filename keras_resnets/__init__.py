@@ -6,12 +6,15 @@
     keras_resnets.describe("resnet110-gate-exclusive")
 """
 
+from keras_resnets.augment import PadCropFlip
 from keras_resnets.chain import Block, ResidualChain
+from keras_resnets.normalization import BatchNormalization
 from keras_resnets.parameters import count_parameters
 from keras_resnets.registry import build, describe, list_models
 from keras_resnets.shared import SharedResidualStack
 from keras_resnets.units import ResidualUnit, UnitParts, ZeroPadShortcut
 
-__all__ = ["build", "describe", "list_models", "Block", "ResidualChain", "ResidualUnit",
-           "SharedResidualStack", "UnitParts", "ZeroPadShortcut", "count_parameters"]
+__all__ = ["build", "describe", "list_models", "BatchNormalization", "Block", "PadCropFlip",
+           "ResidualChain", "ResidualUnit", "SharedResidualStack", "UnitParts", "ZeroPadShortcut",
+           "count_parameters"]
 __version__ = "0.1.0"

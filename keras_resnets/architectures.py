@@ -22,7 +22,7 @@ DOWNSAMPLING = ("conv", "avgpool", "stem")
 
 def resnet(units_per_stage, *, branch="basic", ordering="post", widen=1, downsample="conv",
            shared_blocks=0, share_batchnorm=True, num_classes=10, input_shape=(32, 32, 3),
-           weight_decay=0.0, name="resnet", **unit_options):
+           weight_decay=0.0, standardize=None, name="resnet", **unit_options):
     """A CIFAR ResNet with ``units_per_stage`` units in each of its three stages.
 
     Args:
@@ -36,6 +36,9 @@ def resnet(units_per_stage, *, branch="basic", ordering="post", widen=1, downsam
         shared_blocks: the top ``shared_blocks`` units of each stage share their conv weights.
         share_batchnorm: with sharing, share BN too (naive) or keep one BN per step.
         weight_decay: SGD weight decay on every conv and dense kernel.
+        standardize: ``(mean, std)`` per channel on the images' own scale (0..255): the model
+            starts with that standardisation (a ``Normalization`` layer saved with it) and
+            takes raw images. ``None``: it takes images already standardised.
     Returns:
         A ``keras.Model`` mapping images to ``num_classes`` logits.
     """
@@ -46,7 +49,8 @@ def resnet(units_per_stage, *, branch="basic", ordering="post", widen=1, downsam
     order = get_ordering(ordering)
 
     inputs = keras.Input(shape=input_shape, name="images")
-    x = stem(inputs, order.stem, widths[-1] if downsample == "stem" else None, weight_decay)
+    x = standardization(inputs, standardize)
+    x = stem(x, order.stem, widths[-1] if downsample == "stem" else None, weight_decay)
     for stage, width in enumerate(widths, start=1):
         if downsample == "stem":
             width = widths[-1]
@@ -69,6 +73,19 @@ def check_architecture(units_per_stage, downsample="conv", shared_blocks=0):
         raise ValueError(
             f"shared_blocks must be in [0, {units_per_stage - 1}] for {units_per_stage} units per "
             f"stage (the first unit of a stage changes shape and cannot share); got {shared_blocks}.")
+
+
+def standardization(images, standardize):
+    """``(images - mean) / std`` per channel, the recipe's input scaling, inside the model."""
+    if standardize is None:
+        return images
+    mean, std = (tuple(float(v) for v in values) for values in standardize)
+    channels = images.shape[-1]
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise ValueError(f"standardize must be (mean, std) with {channels} values each and "
+                         f"std > 0; got {standardize}.")
+    return layers.Normalization(mean=mean, variance=[s * s for s in std],
+                                name="standardize")(images)
 
 
 def stem(x, words, downsample_to_width, weight_decay):

@@ -86,17 +86,51 @@ class PaperParameters:
     include_batchnorm: bool = True
 
 
-_HE2015 = {"projection": "pad"}
-PARAMETERS: dict[str, PaperParameters] = {
-    "resnet20": PaperParameters("0.27M", _HE2015),
-    "resnet32": PaperParameters("0.46M", _HE2015),
-    "resnet44": PaperParameters("0.66M", _HE2015),
-    "resnet56": PaperParameters("0.85M", _HE2015),
-    "resnet110": PaperParameters("1.7M", _HE2015),
-    "resnet1202": PaperParameters("19.4M", _HE2015),
+PARAMETERS: dict[str, PaperParameters] = {  # the zoo's defaults: zero-padding for basic units
+    "resnet20": PaperParameters("0.27M"),
+    "resnet32": PaperParameters("0.46M"),
+    "resnet44": PaperParameters("0.66M"),
+    "resnet56": PaperParameters("0.85M"),
+    "resnet110": PaperParameters("1.7M"),
+    "resnet1202": PaperParameters("19.4M"),
     "preact164": PaperParameters("1.7M", include_batchnorm=False),
     "preact1001": PaperParameters("10.2M", include_batchnorm=False),
 }
+
+
+@dataclass(frozen=True)
+class ReferenceError:
+    """A CIFAR test error (%) reported outside He et al. 2016's Tables 1-3, with the mean and
+    standard deviation over runs where the paper gives them."""
+
+    source: str
+    model: str  # zoo name
+    dataset: str
+    error: float
+    mean: float | None = None
+    std: float | None = None
+    note: str = ""
+
+
+REFERENCE_ERRORS: tuple[ReferenceError, ...] = (
+    # He et al. 2015, Table 6 (CIFAR-10, option A shortcuts, 164 epochs).
+    *(ReferenceError("He et al. 2015, Table 6", f"resnet{depth}", "cifar10", error)
+      for depth, error in ((20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97), (1202, 7.93))),
+    ReferenceError("He et al. 2015, Table 6", "resnet110", "cifar10", 6.43, 6.61, 0.16,
+                   "best of 5 runs; mean and std over the 5"),
+    # He et al. 2016, Table 4 (ResNet-1001 with pre-activation units, 5 runs each).
+    ReferenceError("He et al. 2016, Table 4", "preact1001", "cifar10", 4.92, 4.89, 0.14,
+                   "mini-batch 128"),
+    ReferenceError("He et al. 2016, Table 4", "preact1001", "cifar10", 4.62, 4.69, 0.20,
+                   "mini-batch 64"),
+    ReferenceError("He et al. 2016, Table 4", "preact1001", "cifar100", 22.71, 22.68, 0.22,
+                   "mini-batch 128"),
+)
+
+
+def reference_errors(name: str) -> list[ReferenceError]:
+    """He et al. 2015's and He et al. 2016 Table 4's errors for exactly the model ``name``."""
+    return [row for row in REFERENCE_ERRORS if row.model == name]
 
 
 def results_for(name: str) -> list[PaperResult]:

@@ -6,12 +6,13 @@ adds settings on top. ``build``, ``describe``, the ablation runner and the tuner
 tables below; adding a model is adding a row.
 """
 
+import dataclasses
 import difflib
 import inspect
 import re
 from dataclasses import dataclass, field
 
-from keras_resnets import paper
+from keras_resnets import paper, pretrained
 from keras_resnets.architectures import check_architecture, resnet
 from keras_resnets.branches import CONVS_PER_UNIT
 from keras_resnets.shortcuts import SHORTCUT_OPTIONS, resolve_shortcut
@@ -57,13 +58,14 @@ VARIANTS = {
     "relu-preact": Variant("Table 2: ReLU-only pre-activation", {"ordering": "relu-preact"}),
     "1conv": Variant("Table 3: one 3x3 conv per unit (depth 3n+2)", {"branch": "single"}),
     "single": Variant("Jastrzebski et al.: single representation, downsampling in the stem",
-                      {"downsample": "stem"}),
+                      {"downsample": "stem", "projection": "conv"}),
     "avgpool": Variant("Jastrzebski et al.: average-pooling downsampling between stages",
-                       {"downsample": "avgpool"}),
+                       {"downsample": "avgpool", "projection": "conv"}),
     "shared": Variant("Jastrzebski et al. Fig. 8: top 13 units of each stage share weights",
-                      {"shared_blocks": 13, "share_batchnorm": True}),
+                      {"shared_blocks": 13, "share_batchnorm": True, "projection": "conv"}),
     "shared-bn": Variant("Jastrzebski et al. Fig. 8: shared convs, unshared BN per step",
-                         {"shared_blocks": 13, "share_batchnorm": False}),
+                         {"shared_blocks": 13, "share_batchnorm": False,
+                          "projection": "conv"}),
 }
 
 PAPER_DEPTHS = {"basic": (20, 32, 44, 56, 110, 1202), "bottleneck": (164, 1001)}
@@ -121,6 +123,14 @@ def _default_branch(depth: int, offset: int) -> str:
     return "bottleneck" if (depth - offset) % 6 and not (depth - offset) % 9 else "basic"
 
 
+def _default_projection(branch: str, family: Family) -> str:
+    """The shortcut where the shape changes (papers.md, CIFAR architecture): He et al. 2016
+    use 1x1 projections for bottleneck nets and follow He et al. 2015's parameter-free
+    zero-padding ("option A") for basic-unit nets; wide ResNets project (Zagoruyko &
+    Komodakis), as do Jastrzebski et al.'s networks (their variants say so)."""
+    return "conv" if branch == "bottleneck" or family.widened else "pad"
+
+
 def _units_per_stage(name: str, depth: int, branch: str, offset: int) -> int:
     per_unit = 3 * CONVS_PER_UNIT[branch]
     units, remainder = divmod(depth - offset, per_unit)
@@ -154,6 +164,7 @@ def resolve(name: str, **overrides) -> dict:
         raise ValueError(f"{name!r} takes no override widen: only wrn{{depth}}-{{widen}} models.")
     settings = {"widen": widen, **family.settings, **variant_settings, **overrides}
     settings.setdefault("branch", _default_branch(depth, family.depth_offset))
+    settings.setdefault("projection", _default_projection(settings["branch"], family))
     settings["units_per_stage"] = _units_per_stage(
         name, depth, settings["branch"], family.depth_offset)
     options = {k: settings.get(k) for k in SHORTCUT_OPTIONS}
@@ -170,8 +181,9 @@ def describe(name: str, **overrides) -> dict:
     """A plain dict: the architecture settings of ``name`` and the papers' numbers for it.
 
     ``paper_error`` maps dataset -> test error (%) for every paper row of exactly this model
-    (``None`` where the paper reports that training failed); ``paper_parameters`` is the
-    parameter count the paper prints, where it prints one.
+    (``None`` where the paper reports that training failed); ``reference_errors`` lists He et
+    al. 2015's and He et al. 2016 Table 4's errors for it (with mean and std over runs);
+    ``paper_parameters`` is the parameter count the paper prints, where it prints one.
     """
     prefix, family, depth, _, variant = _parse(name)
     settings = resolve(name, **overrides)
@@ -181,16 +193,30 @@ def describe(name: str, **overrides) -> dict:
                    **settings}
     rows = [] if overrides else paper.results_for(name)
     description["paper_error"] = {row.dataset: row.error for row in rows}
+    description["reference_errors"] = [] if overrides else [
+        dataclasses.asdict(row) for row in paper.reference_errors(name)]
     counted = paper.PARAMETERS.get(name)
     description["paper_parameters"] = counted.figure if counted and not overrides else None
     return description
 
 
-def build(name: str, num_classes: int = 10, input_shape=(32, 32, 3), **overrides):
+def build(name: str, num_classes: int = 10, input_shape=(32, 32, 3), weights=None,
+          **overrides):
     """Build the zoo model ``name`` as a ``keras.Model`` returning logits.
+
+    ``weights``: ``None`` (random initialisation) or the name of shipped pretrained weights
+    (``"cifar10"``); those models take raw 0..255 images (``keras_resnets.pretrained``).
 
     >>> model = build("preact110")                        # doctest: +SKIP
     >>> model = build("resnet110-gate-exclusive", gate_bias=-7)  # doctest: +SKIP
+    >>> model = build("preact20", weights="cifar10")      # doctest: +SKIP
     """
-    settings = resolve(name, num_classes=num_classes, input_shape=tuple(input_shape), **overrides)
-    return resnet(name=name, **settings)
+    if weights is None:
+        settings = resolve(name, num_classes=num_classes, input_shape=tuple(input_shape),
+                           **overrides)
+        return resnet(name=name, **settings)
+    entry = pretrained.find(name, weights)
+    pretrained.check_compatible(entry, num_classes, input_shape, overrides)
+    model = build(name, num_classes, input_shape, standardize=entry.standardize)
+    model.load_weights(entry.path)
+    return model

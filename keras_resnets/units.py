@@ -13,6 +13,7 @@ import keras
 from keras import layers, ops
 
 from keras_resnets.branches import ConvShape, branch_convs
+from keras_resnets.normalization import BatchNormalization
 from keras_resnets.orderings import get_ordering
 from keras_resnets.shortcuts import resolve_shortcut
 
@@ -42,7 +43,7 @@ def kernel_regularizer(weight_decay: float):
 def norm_op(word: str, name=None):
     """The layer for an ordering's word ``bn`` or ``relu``."""
     if word == "bn":
-        return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+        return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
     if word == "relu":
         return layers.ReLU(name=name)
     raise ValueError(f"Unknown operation {word!r}; accepted: bn, relu.")

@@ -50,11 +50,21 @@ def test_parameter_counts_match_the_papers(name):
     assert format_millions(count, counted.figure) == counted.figure, count
 
 
-def test_default_projection_counts_differ_from_option_a():
-    """The zoo's default (1x1 projection) adds exactly the projections' conv + BN weights."""
-    padded = count_parameters(built("resnet20", projection="pad"))
-    projected = count_parameters(built("resnet20"))
+def test_basic_units_default_to_zero_padding_and_projection_adds_its_weights():
+    """He et al. 2015's option A is the default for basic units; a 1x1 projection instead adds
+    exactly the two projections' conv + BN weights."""
+    padded = count_parameters(built("resnet20"))
+    projected = count_parameters(built("resnet20", projection="conv"))
+    assert padded == 269_722
     assert projected - padded == 16 * 32 + 32 * 64 + 2 * (32 + 64)
+
+
+@pytest.mark.parametrize("name, projection", [
+    ("resnet20", "pad"), ("preact110", "pad"), ("resnet110-1conv", "pad"),
+    ("preact164", "conv"), ("resnet1001", "conv"), ("wrn28-10", "conv"),
+    ("resnet110-single", "conv"), ("resnet110-shared-bn", "conv")])
+def test_default_projection_follows_the_papers(name, projection):
+    assert resolve(name)["projection"] == projection
 
 
 @pytest.mark.parametrize("name, branch, units", [
@@ -118,3 +128,14 @@ def test_bad_names_and_overrides_say_what_is_accepted(name, overrides, message):
     with pytest.raises(ValueError) as error:
         keras_resnets.build(name, **overrides)
     assert message in str(error.value)
+
+
+def test_describe_carries_he2015_and_table4_errors():
+    resnet110 = keras_resnets.describe("resnet110")["reference_errors"]
+    assert [(r["error"], r["mean"], r["std"]) for r in resnet110] == [(6.43, 6.61, 0.16)]
+    errors = {(r["dataset"], r["note"]): r["error"]
+              for r in keras_resnets.describe("preact1001")["reference_errors"]}
+    assert errors == {("cifar10", "mini-batch 128"): 4.92, ("cifar10", "mini-batch 64"): 4.62,
+                      ("cifar100", "mini-batch 128"): 22.71}
+    assert [e["error"] for d in map(keras_resnets.describe, ("resnet20", "resnet1202"))
+            for e in d["reference_errors"]] == [8.75, 7.93]

@@ -15,8 +15,9 @@ def test_naive_sharing_reuses_one_unit():
     model = keras_resnets.build("resnet20-shared", shared_blocks=2, input_shape=(8, 8, 3))
     steps = stack_of(model).step_units
     assert len(steps) == 2 and steps[0] is steps[1]
-    # Per stage: 1 unshared unit + 1 shared unit -> the parameters of resnet14 (2 units/stage).
-    plain = keras_resnets.build("resnet14", input_shape=(8, 8, 3))
+    # Per stage: 1 unshared unit + 1 shared unit -> the parameters of resnet14 (2 units/stage),
+    # with the 1x1 projections that Jastrzebski et al.'s shared nets keep.
+    plain = keras_resnets.build("resnet14", input_shape=(8, 8, 3), projection="conv")
     assert count_parameters(model) == count_parameters(plain)
 
 

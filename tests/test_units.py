@@ -8,6 +8,7 @@ import tensorflow as tf
 import keras_resnets
 from keras_resnets import ResidualUnit
 from keras_resnets.orderings import ORDERINGS
+from keras_resnets.normalization import BatchNormalization
 from keras_resnets.units import ZeroPadShortcut
 
 RNG = np.random.default_rng(0)
@@ -69,7 +70,7 @@ def test_identity_shortcut_unless_shape_changes():
     assert same.shortcut_layers == []
     wider, _ = unit_of(filters=32, strides=2)
     assert [type(layer) for layer in wider.shortcut_layers] == [
-        keras.layers.Conv2D, keras.layers.BatchNormalization]
+        keras.layers.Conv2D, BatchNormalization]
     preact, _ = unit_of(filters=32, strides=2, ordering="preact")
     assert [type(layer) for layer in preact.shortcut_layers] == [keras.layers.Conv2D]
 
