@@ -10,6 +10,8 @@ analysis.sharing`` runs the weight-sharing experiment (Figure 8);
 ``analysis.callback.IterativeInferenceCallback`` records cosine and l2 ratio during training.
 """
 
+import trainers  # noqa: F401  (first: switches oneDNN on before TensorFlow loads)
+
 from analysis.frames import MEASURES, Analysis, analyze, block_frame
 
 __all__ = ["MEASURES", "Analysis", "analyze", "block_frame"]

@@ -2,3 +2,5 @@
 
 Exported artifacts live in ``saved_models/NAME/VERSION/`` and are git-ignored.
 """
+
+import trainers  # noqa: F401  (first: switches oneDNN on before TensorFlow loads)

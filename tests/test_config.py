@@ -42,11 +42,11 @@ def test_unknown_recipe_strategy_and_bad_values_are_rejected():
     assert set(RECIPES) == {"he2016"}
 
 
-def test_warmup_only_for_the_deep_nets_unless_given():
-    assert TrainConfig(model="preact110").resolved_warmup_iterations() == 400
-    assert TrainConfig(model="resnet1001").resolved_warmup_iterations() == 400
-    assert TrainConfig(model="preact20").resolved_warmup_iterations() == 0
-    assert TrainConfig(model="preact20", warmup_iterations=7).resolved_warmup_iterations() == 7
+def test_warmup_for_every_depth_as_a_fraction_of_training_unless_given():
+    for model in ("preact20", "preact110", "resnet1001"):
+        assert TrainConfig(model=model).resolved_warmup_iterations(390) == 400
+        assert TrainConfig(model=model, epochs=82).resolved_warmup_iterations(390) == 200
+    assert TrainConfig(model="preact20", warmup_iterations=7).resolved_warmup_iterations(390) == 7
 
 
 def test_paper_length_in_epochs_and_shortened_recipe_keeps_its_fractions():

@@ -57,8 +57,9 @@ def test_augmentation_pads_crops_and_flips():
     padded = np.pad(image, [(4, 4), (4, 4), (0, 0)])
     windows = [padded[i:i + 8, j:j + 8] for i in range(9) for j in range(9)]
     kinds = []
-    for _ in range(40):
-        out = data_lib.augment(tf.constant(image), 0)[0].numpy()
+    batch, labels = data_lib.augment(tf.constant(np.stack([image] * 40)), tf.range(40))
+    np.testing.assert_array_equal(labels, np.arange(40))
+    for out in batch.numpy():
         plain = any(np.array_equal(out, w) for w in windows)
         flipped = any(np.array_equal(out[:, ::-1], w) for w in windows)
         assert plain or flipped  # every output is a crop of the zero-padded image

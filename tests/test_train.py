@@ -19,6 +19,7 @@ from trainers import data as data_lib
 from trainers import train as train_lib
 from trainers.callbacks import HISTORY_COLUMNS, EpochHistory
 from trainers.config import TrainConfig
+from trainers.schedule import StepSchedule
 
 RUN_FILES = ("config.json", "history.csv", "final.keras", "metrics.json")
 REPO = Path(__file__).resolve().parents[1]
@@ -215,12 +216,20 @@ def rates(schedule_, steps):
 
 
 def test_schedule_warms_up_then_drops_at_half_and_three_quarters():
-    lr = schedule()
-    assert rates(lr, [0, 399]) == pytest.approx([0.01, 0.01])  # preact110: 400 warm-up steps
+    lr = schedule(warmup_iterations=400)
+    assert rates(lr, [0, 399]) == pytest.approx([0.01, 0.01])
     assert rates(lr, [400, 499]) == pytest.approx([0.1, 0.1])
     assert rates(lr, [500, 749]) == pytest.approx([0.01, 0.01])
     assert rates(lr, [750, 999]) == pytest.approx([0.001, 0.001])
-    assert rates(schedule(model="preact20"), [0]) == pytest.approx([0.1])
+
+
+@pytest.mark.parametrize("model", ["preact20", "resnet56", "preact110"])
+def test_every_depth_warms_up_for_400_of_64k_iterations_scaled_with_the_recipe(model):
+    """He et al. 2016, appendix: 400 iterations at 0.01 "for all CIFAR experiments"."""
+    paper = train_lib.make_schedule(TrainConfig(model=model), steps_per_epoch=390)
+    assert rates(paper, [0, 399, 400]) == pytest.approx([0.01, 0.01, 0.1])
+    shortened = schedule(model=model, epochs=16)  # 1,600 of 64k iterations: warm-up 10
+    assert rates(shortened, [9, 10]) == pytest.approx([0.01, 0.1])
 
 
 def test_schedule_keeps_its_fractions_at_any_length_and_scales_with_batch():
@@ -234,10 +243,10 @@ def test_schedule_keeps_its_fractions_at_any_length_and_scales_with_batch():
 
 def test_schedule_round_trips_through_its_config():
     lr = schedule()
-    again = train_lib.StepSchedule.from_config(lr.get_config())
+    again = StepSchedule.from_config(lr.get_config())
     assert rates(again, [0, 450, 600, 900]) == rates(lr, [0, 450, 600, 900])
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(lr))
-    assert isinstance(restored, train_lib.StepSchedule)
+    assert isinstance(restored, StepSchedule)
 
 
 def test_every_config_field_is_a_flag():

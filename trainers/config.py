@@ -2,20 +2,21 @@
 
 ``TrainConfig.for_recipe("he2016", ...)`` fills in He et al. 2016's CIFAR recipe (papers.md):
 SGD with momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 (0.01 for the first 400
-iterations of the nets the papers warm up), divided by 10 at 50% and 75% of training, 64k
-iterations. Every field stays overridable; ``epochs`` shortens a recipe without changing its
-shape (the drops stay at the same fractions, the warm-up stays in iterations).
+iterations, every depth), divided by 10 at 50% and 75% of training, 64k iterations. Every field
+stays overridable; ``epochs`` shortens a recipe without changing its shape (the drops and the
+warm-up stay at the same fractions of training).
 """
 
-import re
 from dataclasses import dataclass, field
 
 from trainers.jsonconfig import JsonConfig
 
 REFERENCE_BATCH = 128  # The papers' mini-batch; the learning rate scales linearly from it.
+PAPER_ITERATIONS = 64_000  # He et al. 2016's CIFAR training length
+PAPER_WARMUP_ITERATIONS = 400  # at 0.01, "for all CIFAR experiments"
 # Recipe name -> the settings it fixes (the dataclass defaults are He et al. 2016's recipe).
 RECIPES = {
-    "he2016": {"iterations": 64_000, "batch_size": REFERENCE_BATCH, "learning_rate": 0.1,
+    "he2016": {"iterations": PAPER_ITERATIONS, "batch_size": REFERENCE_BATCH, "learning_rate": 0.1,
                "momentum": 0.9, "weight_decay": 1e-4, "lr_drops": (0.5, 0.75),
                "lr_drop_factor": 0.1, "warmup_learning_rate": 0.01, "augment": True},
 }
@@ -42,12 +43,14 @@ class TrainConfig(JsonConfig):
     weight_decay: float = 1e-4  # SGD weight decay, as an L2 penalty on conv/dense kernels
     lr_drops: tuple = (0.5, 0.75)  # fractions of training where the learning rate drops
     lr_drop_factor: float = 0.1
-    warmup_iterations: int | None = None  # None: 400 where the paper warms up, else 0
+    warmup_iterations: int | None = None  # None: 400 of 64k, scaled with a shortened recipe
     warmup_learning_rate: float = 0.01
     augment: bool = True
     strategy: str = "auto"
     mixed_precision: bool = False
     jit_compile: bool = False
+    steps_per_execution: int = 1  # training steps per compiled call (fewer host round trips)
+    fused_batchnorm: bool = True  # TensorFlow's fused BN kernel while training (trainers.fused)
     seed: int = 0
     checkpoint_every: int = 1  # epochs between checkpoints
     record_every: int = 0  # epochs between iterative-inference measurements (0: never)
@@ -65,6 +68,7 @@ class TrainConfig(JsonConfig):
             raise ValueError(
                 f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}.")
         positive = {"batch_size": self.batch_size, "iterations": self.iterations,
+                    "steps_per_execution": self.steps_per_execution,
                     "learning_rate": self.learning_rate, "checkpoint_every": self.checkpoint_every}
         bad = {k: v for k, v in positive.items() if v is None or v <= 0}
         for name in ("epochs", "train_size", "test_size"):
@@ -91,14 +95,15 @@ class TrainConfig(JsonConfig):
     def scaled_learning_rate(self) -> float:
         return self.learning_rate * self.batch_size / REFERENCE_BATCH
 
-    def resolved_warmup_iterations(self) -> int:
-        """400 iterations at 0.01 for the nets the papers warm up (He et al. 2015 for
-        ResNet-110 and 1202, He et al. 2016 for its 110-layer ablations and ResNet-1001):
-        every model of depth >= 110; 0 otherwise. An explicit value wins."""
+    def resolved_warmup_iterations(self, steps_per_epoch: int) -> int:
+        """He et al. 2016 (appendix): "for all CIFAR experiments we warm up the training by
+        using a smaller learning rate of 0.01 at the beginning 400 iterations", every depth.
+        400 of the paper's 64k iterations: a shortened recipe keeps that fraction (``epochs=
+        82`` of 390 steps warms up for 200 iterations). An explicit value wins."""
         if self.warmup_iterations is not None:
             return self.warmup_iterations
-        depth = int(re.match(r"[a-z]+(\d+)", self.model).group(1))
-        return 400 if depth >= 110 else 0
+        return round(PAPER_WARMUP_ITERATIONS * self.schedule_iterations(steps_per_epoch)
+                     / PAPER_ITERATIONS)
 
     @property
     def scaled_warmup_learning_rate(self) -> float:

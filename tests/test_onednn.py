@@ -1,0 +1,45 @@
+"""oneDNN is switched on before TensorFlow loads, in every entry point, and can be turned off."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from trainers import onednn
+
+TENSORFLOW_SAYS_ON = "oneDNN custom operations are on"  # logged by TensorFlow as it loads
+
+
+def onednn_on_after_importing(package: str, **env) -> bool:
+    """Import ``package`` (and TensorFlow) in a fresh process; whether TensorFlow loaded with
+    oneDNN, as it logs at start-up."""
+    environment = {k: v for k, v in os.environ.items() if k != onednn.VARIABLE}
+    environment.update(TF_CPP_MIN_LOG_LEVEL="0", **env)
+    done = subprocess.run([sys.executable, "-c", f"import {package}; import tensorflow"],
+                          capture_output=True, text=True, env=environment, check=True)
+    return TENSORFLOW_SAYS_ON in done.stderr
+
+
+x86_only = pytest.mark.skipif(platform.machine().lower() not in onednn.X86,
+                              reason="oneDNN is switched on by this project on x86 only")
+
+
+@x86_only
+@pytest.mark.parametrize("package", ["trainers.train", "analysis", "saved_models.export",
+                                     "trainers.ablate", "trainers.tune"])
+def test_entry_points_load_tensorflow_with_onednn(package):
+    assert onednn_on_after_importing(package)
+
+
+@x86_only
+def test_tensorflow_alone_leaves_it_off_here_and_the_user_can_turn_it_off():
+    assert not onednn_on_after_importing("os")  # what the entry points change on this CPU
+    assert not onednn_on_after_importing("trainers.train", TF_ENABLE_ONEDNN_OPTS="0")
+
+
+def test_too_late_once_tensorflow_is_loaded(monkeypatch):
+    monkeypatch.delenv(onednn.VARIABLE, raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow", sys.modules.get("tensorflow", object()))
+    assert onednn.enable() is False and onednn.VARIABLE not in os.environ

@@ -1,0 +1,169 @@
+"""Train a zoo model on in-memory CIFAR arrays with Keras ``fit``, on any Keras backend.
+
+    KERAS_BACKEND=jax python -m trainers.array_fit --model preact20 --data-dir ~/data --out DIR
+
+For accelerators without TensorFlow (the GPU machine lent to this project has JAX, not
+TensorFlow). Same recipe as ``trainers.train`` (``TrainConfig``'s ``he2016``, ``StepSchedule``),
+with the standardisation inside the model (it takes raw 0..255 images) and the augmentation as
+a batched layer on the accelerator (``keras_resnets.augment.PadCropFlip``). No tf.distribute,
+no resume: use ``trainers.train`` for long runs. ``--time-budget`` picks the number of epochs
+that fits a wall-clock budget from a timed run of the same model (never from accuracy), and
+shortens the recipe keeping its shape. Writes ``config.json``, ``history.csv``,
+``metrics.json`` and ``{model}.weights.h5`` into ``--out``.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import keras_resnets
+from keras_resnets.augment import PadCropFlip
+from trainers.cifar_files import CIFAR_FILES, find_cifar_files, read_arrays
+from trainers.config import TrainConfig
+from trainers.schedule import make_schedule
+
+RECIPE_EPOCHS = 164  # 64k iterations of 390 steps, He et al. 2016
+CALIBRATION_STEPS = 40
+
+
+def load_cifar(dataset: str, data_dir: str, train_size=None, test_size=None) -> dict:
+    """Float32 0..255 images and int labels of both splits (the first ``train_size`` /
+    ``test_size``), with the training images' per-channel mean and std (the model's
+    standardisation)."""
+    found = find_cifar_files(dataset, Path(data_dir))
+    if found is None:
+        raise ValueError(f"No {dataset} python batches in {data_dir} (expected "
+                         f"{CIFAR_FILES[dataset]['folder']}/ or {CIFAR_FILES[dataset]['archive']}).")
+    arrays = read_arrays(dataset, found)
+    train_images, train_labels = (a[:train_size] for a in arrays["train"])
+    test_images, test_labels = (a[:test_size] for a in arrays["test"])
+    train_images = train_images.astype(np.float32)
+    return {"train": (train_images, train_labels),
+            "test": (test_images.astype(np.float32), test_labels),
+            "mean": train_images.mean(axis=(0, 1, 2)).tolist(),
+            "std": train_images.std(axis=(0, 1, 2)).tolist(),
+            "num_classes": CIFAR_FILES[dataset]["classes"]}
+
+
+def steps_per_epoch(data: dict, batch_size: int) -> int:
+    """Keras ``fit`` on arrays runs the last, smaller batch too: ceil(N / batch) steps."""
+    return -(-len(data["train"][0]) // batch_size)
+
+
+def build_for_training(config: TrainConfig, data: dict, steps_per_epoch: int):
+    """(the zoo model taking raw images, the same model behind ``PadCropFlip``, compiled)."""
+    net = keras_resnets.build(config.model, num_classes=data["num_classes"],
+                              weight_decay=config.weight_decay,
+                              standardize=(data["mean"], data["std"]), **config.model_overrides)
+    images = keras.Input(net.input_shape[1:], name="images")
+    augmented = PadCropFlip(seed=config.seed, name="augment")(images) if config.augment else images
+    trainer = keras.Model(images, net(augmented), name=f"{net.name}_training")
+    trainer.compile(optimizer=keras.optimizers.SGD(make_schedule(config, steps_per_epoch),
+                                                   momentum=config.momentum),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                    steps_per_execution=config.steps_per_execution)
+    return net, trainer
+
+
+def seconds_per_step(config: TrainConfig, data: dict) -> float:
+    """Steady-state seconds per training step of ``config``'s model (a throwaway copy; the
+    first call, which compiles, is not timed)."""
+    net, trainer = build_for_training(config, data, 10 * CALIBRATION_STEPS)
+    batch = config.batch_size * CALIBRATION_STEPS
+    images, labels = data["train"][0][:batch], data["train"][1][:batch]
+    trainer.fit(images, labels, batch_size=config.batch_size, epochs=1, verbose=0)
+    start = time.perf_counter()
+    trainer.fit(images, labels, batch_size=config.batch_size, epochs=1, verbose=0)
+    return (time.perf_counter() - start) / CALIBRATION_STEPS
+
+
+def epochs_for_budget(seconds: float, step_seconds: float, steps_per_epoch: int,
+                      test_fraction: float) -> int:
+    """Whole epochs (at most the recipe's 164) whose training and per-epoch test pass fit in
+    ``seconds``; at least 4 so that the schedule keeps its warm-up and both drops."""
+    epoch_seconds = step_seconds * steps_per_epoch * (1 + test_fraction / 3)
+    return int(min(RECIPE_EPOCHS, max(4, seconds // epoch_seconds)))
+
+
+def train_arrays(config: TrainConfig, data: dict) -> dict:
+    """Train ``config`` on ``data`` and write the run folder; returns ``metrics.json``'s dict."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.json")
+    keras.utils.set_random_seed(config.seed)
+    steps = steps_per_epoch(data, config.batch_size)
+    net, trainer = build_for_training(config, data, steps)
+    started = time.perf_counter()
+    history = trainer.fit(*data["train"], batch_size=config.batch_size,
+                          epochs=config.resolved_epochs(steps), validation_data=data["test"],
+                          shuffle=True, verbose=2)
+    wall = time.perf_counter() - started
+    loss, accuracy = trainer.evaluate(*data["test"], batch_size=500, verbose=0)
+    net.save_weights(out / f"{config.model}.weights.h5")
+    rows = [dict(epoch=i + 1, **{k: float(v[i]) for k, v in history.history.items()})
+            for i in range(len(history.epoch))]
+    (out / "history.csv").write_text(_csv(rows))
+    metrics = {"model": config.model, "dataset": config.dataset, "backend": keras.backend.backend(),
+               "epochs": len(history.epoch), "iterations": int(trainer.optimizer.iterations),
+               "test_accuracy": float(accuracy), "test_error": 100 * (1 - float(accuracy)),
+               "test_loss": float(loss), "wall_time_s": wall,
+               "train_examples": len(data["train"][0]), "test_examples": len(data["test"][0]),
+               "standardize": {"mean": data["mean"], "std": data["std"]},
+               "parameters": keras_resnets.count_parameters(net)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _csv(rows: list[dict]) -> str:
+    header = list(rows[0])
+    return "\n".join([",".join(header)] + [",".join(f"{r[k]:.6g}" for k in header)
+                                             for r in rows]) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainers.array_fit",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="preact20")
+    parser.add_argument("--dataset", default="cifar10", choices=list(CIFAR_FILES))
+    parser.add_argument("--data-dir", required=True, help="folder with the CIFAR python batches")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--epochs", type=int, help="shorten the recipe (default: 164)")
+    parser.add_argument("--time-budget", type=float,
+                        help="seconds: choose the epochs that fit (instead of --epochs)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--train-size", type=int, help="keep the first N training images")
+    parser.add_argument("--test-size", type=int, help="keep the first N test images")
+    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        data = load_cifar(args.dataset, args.data_dir, args.train_size, args.test_size)
+        config = TrainConfig.for_recipe("he2016", model=args.model, dataset=args.dataset,
+                                        data_dir=args.data_dir, out=args.out, seed=args.seed,
+                                        train_size=args.train_size, test_size=args.test_size,
+                                        batch_size=args.batch_size,
+                                        steps_per_execution=args.steps_per_execution,
+                                        epochs=args.epochs or RECIPE_EPOCHS)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.time_budget:
+        step = seconds_per_step(config, data)
+        steps = steps_per_epoch(data, config.batch_size)
+        config.epochs = epochs_for_budget(args.time_budget, step, steps,
+                                          len(data["test"][0]) / len(data["train"][0]))
+        print(f"{step * 1000:.2f} ms/step -> {config.epochs} epochs fit {args.time_budget:.0f} s",
+              flush=True)
+    metrics = train_arrays(config, data)
+    print(json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
