@@ -4,8 +4,10 @@
     python benchmarks/analysis_speed.py --images 1000   # a smaller run
 
 Times each pass of ``analysis.frames.analyze`` (cosine + l2 + intermediate share one pass;
-dropping; unrolling) on random 32x32 images, then ``model.fit`` for two epochs at batch 128 on
-the same images (the first epoch includes tracing, the second does not). Every number includes
+dropping; unrolling) on random 32x32 images, one inference pass (``predict``, traced first), and
+``model.fit`` for two epochs at batch 128 on the same images (the first epoch includes tracing,
+the second does not). Dropping each of L blocks in turn costs at least L/2 inference passes (block
+j re-runs the L - j blocks after it); the last row is dropping's time over that. Every number includes
 its one-time ``tf.function`` tracing, as a user would see it. Prints a Markdown table; ``--out``
 also writes it with the settings as JSON.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import trainers  # noqa: E402,F401  (first: oneDNN on before TensorFlow loads)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -53,6 +56,14 @@ def time_analysis(model, data, steps: int) -> dict:
     return seconds
 
 
+def time_forward(model, data) -> float:
+    """Seconds of one inference pass over ``data`` once traced (the unit of dropping's cost)."""
+    model.predict(data, verbose=0)
+    start = time.perf_counter()
+    model.predict(data, verbose=0)
+    return time.perf_counter() - start
+
+
 def time_training(model, data) -> list:
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -76,13 +87,21 @@ def main(argv=None):
     data = synthetic(args.images, args.batch_size)
     model = keras_resnets.build(args.model)
     analysis = time_analysis(model, data, args.steps)
+    forward = time_forward(model, data)
+    blocks = len(keras_resnets.ResidualChain(model))
     epochs = time_training(model, data)
     total = sum(analysis.values())
     rows = [{"what": f"analysis: {name}", "seconds": s, "x one epoch": s / epochs[0]}
             for name, s in analysis.items()]
     rows += [{"what": "analysis: total", "seconds": total, "x one epoch": total / epochs[0]},
              {"what": "fit: epoch 1 (with tracing)", "seconds": epochs[0], "x one epoch": 1.0},
-             {"what": "fit: epoch 2", "seconds": epochs[1], "x one epoch": epochs[1] / epochs[0]}]
+             {"what": "fit: epoch 2", "seconds": epochs[1], "x one epoch": epochs[1] / epochs[0]},
+             {"what": "one inference pass (traced)", "seconds": forward,
+              "x one epoch": forward / epochs[0]},
+             {"what": f"dropping's inherent cost: {blocks}/2 inference passes",
+              "seconds": forward * blocks / 2, "x one epoch": forward * blocks / 2 / epochs[0]},
+             {"what": "drop / inherent cost", "seconds": None,
+              "x one epoch": analysis["drop"] / (forward * blocks / 2)}]
     import pandas as pd
 
     table = markdown_table(pd.DataFrame(rows), digits=3)

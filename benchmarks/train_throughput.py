@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 def measure(model: str, strategy: str, jit: bool, steps: int, warmup: int,
             batch_size: int) -> dict:
     """One configuration, in this process: images/s over ``steps`` timed steps."""
+    import trainers  # noqa: F401  (first: oneDNN on before TensorFlow loads)
     import tensorflow as tf
 
     if strategy == "mirrored":
