@@ -139,3 +139,15 @@ def test_describe_carries_he2015_and_table4_errors():
                       ("cifar100", "mini-batch 128"): 22.71}
     assert [e["error"] for d in map(keras_resnets.describe, ("resnet20", "resnet1202"))
             for e in d["reference_errors"]] == [8.75, 7.93]
+
+
+def test_standardize_puts_the_input_scaling_inside_the_model():
+    mean, std = (120.0, 110.0, 100.0), (60.0, 50.0, 40.0)
+    inside = keras_resnets.build("resnet8", input_shape=SMALL_INPUT, standardize=(mean, std))
+    outside = keras_resnets.build("resnet8", input_shape=SMALL_INPUT)
+    outside.set_weights(inside.get_weights())
+    raw = np.random.default_rng(0).uniform(0, 255, (2, *SMALL_INPUT)).astype("float32")
+    np.testing.assert_allclose(inside.predict(raw, verbose=0),
+                               outside.predict((raw - mean) / std, verbose=0), atol=1e-5)
+    with pytest.raises(ValueError, match="standardize must be \\(mean, std\\) with 3 values"):
+        keras_resnets.build("resnet8", standardize=((1.0,), (2.0,)))
