@@ -4,7 +4,8 @@
     python benchmarks/memory.py --models preact110 --batches 32 64 128
 
 Each (model, batch) trains ``--steps`` steps of the trainer's own model and compile (SGD, L2,
-the he2016 schedule) on random images in a fresh process, whose peak resident set size
+the he2016 schedule; Keras's own batch-norm path, not ``--fused-batchnorm``) on random images
+in a fresh process, whose peak resident set size
 (``ru_maxrss``) is read when it ends. Peak memory grows linearly with the batch (activations
 kept for the backward pass), so a least-squares line through the measured batches gives the
 batch that fits ``--budget-gib`` and, where batch 128 was not run (it does not fit this
@@ -25,7 +26,8 @@ GIB = 1024 ** 3
 
 
 def worker(model: str, batch: int, steps: int) -> dict:
-    """Train ``steps`` steps in this process; returns the peak RSS in bytes (Linux: KiB units)."""
+    """Train ``steps`` steps in this process; returns its peak RSS in GiB (``ru_maxrss`` is in
+    KiB on Linux)."""
     import trainers  # noqa: F401  (first: oneDNN on before TensorFlow loads)
     import keras
 

@@ -77,6 +77,11 @@ def _compiled(function):
     return function
 
 
+def whole_calls(steps: int, steps_per_execution: int) -> int:
+    """At least ``steps`` (and two compiled calls), rounded down to whole calls."""
+    return max(steps, 2 * steps_per_execution) // steps_per_execution * steps_per_execution
+
+
 def row(kind, model, spe, seconds):
     return {"backend": keras.backend.backend(), "what": kind, "model": model,
             "steps_per_execution": spe, "ms_per_step": round(1000 * seconds, 2),
@@ -87,19 +92,18 @@ def measure(models, steps: int, executions) -> list[dict]:
     data = synthetic(max(steps, max(executions) * 2))
     rows = []
     for spe in executions:
-        batches = max(steps, 2 * spe) // spe * spe
         rows.append(row("tiny model (overhead)", "conv8-pool-dense", spe,
-                        timed_fit(tiny_model(spe), data, batches)))
+                        timed_fit(tiny_model(spe), data, whole_calls(steps, spe))))
         print(rows[-1], file=sys.stderr, flush=True)
     rate = augmentation_rate(data)
-    rows.append({**row("augmentation only", "PadCropFlip", None, BATCH / rate)})
+    rows.append(row("augmentation only", "PadCropFlip", None, BATCH / rate))
     for name in models:
         for spe in (1, max(executions)):
             config = TrainConfig(model=name, dataset="synthetic", epochs=1,
                                  steps_per_execution=spe)
             _, trainer = build_for_training(config, data, steps)
             rows.append(row("zoo model + augmentation", name, spe,
-                            timed_fit(trainer, data, max(steps, 2 * spe) // spe * spe)))
+                            timed_fit(trainer, data, whole_calls(steps, spe))))
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 
 import keras_resnets
 from keras_resnets.augment import PadCropFlip
@@ -106,9 +107,9 @@ def train_arrays(config: TrainConfig, data: dict) -> dict:
     wall = time.perf_counter() - started
     loss, accuracy = trainer.evaluate(*data["test"], batch_size=500, verbose=0)
     net.save_weights(out / f"{config.model}.weights.h5")
-    rows = [dict(epoch=i + 1, **{k: float(v[i]) for k, v in history.history.items()})
-            for i in range(len(history.epoch))]
-    (out / "history.csv").write_text(_csv(rows))
+    table = pd.DataFrame(history.history)
+    table.insert(0, "epoch", [epoch + 1 for epoch in history.epoch])
+    table.to_csv(out / "history.csv", index=False, float_format="%.6g")
     metrics = {"model": config.model, "dataset": config.dataset, "backend": keras.backend.backend(),
                "epochs": len(history.epoch), "iterations": int(trainer.optimizer.iterations),
                "test_accuracy": float(accuracy), "test_error": 100 * (1 - float(accuracy)),
@@ -118,12 +119,6 @@ def train_arrays(config: TrainConfig, data: dict) -> dict:
                "parameters": keras_resnets.count_parameters(net)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def _csv(rows: list[dict]) -> str:
-    header = list(rows[0])
-    return "\n".join([",".join(header)] + [",".join(f"{r[k]:.6g}" for k in header)
-                                             for r in rows]) + "\n"
 
 
 def main(argv=None) -> int:

@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from trainers.cifar_files import CIFAR_FILES, find_cifar_files
-from trainers import cifar_files
+from trainers.cifar_files import CIFAR_FILES, find_cifar_files, read_arrays
 from trainers.config import TrainConfig
 
 SYNTHETIC = "synthetic"
@@ -237,7 +236,7 @@ def read_splits(config: TrainConfig, source: Source) -> Splits:
 
 def read_cifar_pickles(dataset: str, path: Path) -> Splits:
     """The CIFAR splits from the official python archive or its extracted batches."""
-    arrays = cifar_files.read_arrays(dataset, path)
+    arrays = read_arrays(dataset, path)
     return Splits(*(tf.data.Dataset.from_tensor_slices(arrays[s]) for s in ("train", "test")),
                   num_classes=CIFAR_FILES[dataset]["classes"], input_shape=(32, 32, 3))
 
