@@ -1,9 +1,11 @@
 """Iterative inference in residual networks: the measurements of Jastrzebski et al. 2018.
 
     from analysis import analyze
-    result = analyze(model, dataset)          # cosine, l2, drop, intermediate, unroll
+    result = analyze(model, dataset)          # cosine, l2, drop, intermediate, borderline, unroll
     result.blocks                             # one row per residual block
-    result.unroll                             # one row per (alpha, extra step)
+    result.borderline                         # one row per (group, last block)
+    result.unroll                             # one row per (update, alpha, group, extra step)
+    both = analyze(model, {"train": train, "test": test})   # frames with a split column
 
 ``python -m analysis.run RUN_DIR`` analyses a finished training run; ``python -m
 analysis.sharing`` runs the weight-sharing experiment (Figure 8);

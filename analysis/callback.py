@@ -1,14 +1,15 @@
-"""Cosine loss and l2 ratio per block during training (Jastrzebski et al. 2018, Figure 3).
+"""Cosine loss and l2 ratio per block during training (Jastrzebski et al. 2018, Figures 2-4).
 
 ``trainers.train.train`` adds ``IterativeInferenceCallback`` when ``config.record_every > 0``.
-Every ``every`` epochs it measures, on a fixed set of batches and in inference mode, the cosine
-between each block's branch output and the loss gradient at its input, and the block's l2
-ratio, and appends one row per block to ``out_dir/iterative_inference.csv``. Epochs are
-1-based like ``history.csv``; epoch 0 is the network before training. A resumed run appends
-only the epochs the file does not hold yet.
+Every ``every`` epochs it measures, on fixed batches of each split (the paper reports train
+and test) and in inference mode, the cosine between each block's branch output and the loss
+gradient at its input, and the block's l2 ratio, and appends one row per (split, block) to
+``out_dir/iterative_inference.csv``. Epochs are 1-based like ``history.csv``; epoch 0 is the
+network before training. A resumed run appends only the epochs the file does not hold yet.
 """
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 import keras
@@ -19,19 +20,20 @@ from keras_resnets import ResidualChain
 from analysis.frames import block_frame
 from analysis.loop import BatchSum
 from analysis.measures import probe_sums
-from analysis.plots import plot_cosine_over_training
+from analysis.plots import plot_over_training
 
 CSV_NAME = "iterative_inference.csv"
 PNG_NAME = "iterative_inference.png"
-COLUMNS = ("epoch", "block", "stage", "cosine", "l2_ratio")
+COLUMNS = ("epoch", "split", "block", "stage", "cosine", "l2_ratio")
 
 
 class IterativeInferenceCallback(keras.callbacks.Callback):
     """Append cosine loss and l2 ratio per block every ``every`` epochs (and before training).
 
     Args:
-        batches: a small fixed ``tf.data`` of ``(images, labels)`` batches (the trainer passes
-            ``data.test.take(4)``).
+        batches: ``{split: batches}``, a small fixed ``tf.data`` of ``(images, labels)``
+            batches per split, e.g. ``{"train": data.train.take(4), "test":
+            data.test.take(4)}``; a bare dataset is recorded as split ``test``.
         every: epochs between measurements (positive).
         out_dir: where ``iterative_inference.csv`` and its figure are written.
     """
@@ -40,7 +42,10 @@ class IterativeInferenceCallback(keras.callbacks.Callback):
         super().__init__()
         if int(every) != every or every < 1:
             raise ValueError(f"every must be a positive number of epochs; got {every}.")
-        self.batches, self.every = batches, int(every)
+        self.batches = dict(batches) if isinstance(batches, Mapping) else {"test": batches}
+        if not self.batches:
+            raise ValueError("batches must name at least one split, e.g. {'test': batches}.")
+        self.every = int(every)
         self.out_dir = Path(out_dir)
         self.csv_path, self.png_path = self.out_dir / CSV_NAME, self.out_dir / PNG_NAME
         self._measure = None
@@ -55,7 +60,13 @@ class IterativeInferenceCallback(keras.callbacks.Callback):
     def _recorded(self) -> pd.DataFrame:
         if not self.csv_path.exists():
             return pd.DataFrame(columns=list(COLUMNS))
-        return pd.read_csv(self.csv_path)
+        history = pd.read_csv(self.csv_path)
+        if "split" not in history:  # written before splits were recorded: the test batches
+            history.insert(1, "split", "test")
+            temporary = self.csv_path.with_name(self.csv_path.name + ".tmp")
+            history.to_csv(temporary, index=False)
+            temporary.replace(self.csv_path)
+        return history
 
     def _record(self, epoch: int) -> None:
         history = self._recorded()
@@ -64,18 +75,25 @@ class IterativeInferenceCallback(keras.callbacks.Callback):
         rows = self.measure(epoch)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         rows.to_csv(self.csv_path, mode="a", header=not self.csv_path.exists(), index=False)
-        plot_cosine_over_training(pd.concat([history, rows], ignore_index=True), self.png_path)
+        plot_over_training(pd.concat([history, rows], ignore_index=True), self.png_path)
 
     def measure(self, epoch: int) -> pd.DataFrame:
-        """One row per block: this epoch's cosine loss and l2 ratio on the fixed batches."""
+        """One row per (split, block): this epoch's cosine loss and l2 ratio on the fixed
+        batches of each split."""
         if self._measure is None:
             # Built at first use, inside fit, so it picks up the training strategy's scope.
             chain = ResidualChain(self.model)
             self._blocks = block_frame(chain)
             self._measure = BatchSum(functools.partial(probe_sums, chain, gradients=True))
-        sums = self._measure(self.batches, f"iterative inference, epoch {epoch}", progress=False)
+        return pd.concat([self._split_rows(epoch, split, batches)
+                          for split, batches in self.batches.items()], ignore_index=True)
+
+    def _split_rows(self, epoch: int, split: str, batches) -> pd.DataFrame:
+        sums = self._measure(batches, f"iterative inference, epoch {epoch}, {split}",
+                             progress=False)
         rows = self._blocks[["block", "stage"]].copy()
         rows.insert(0, "epoch", epoch)
+        rows.insert(1, "split", split)
         rows["cosine"] = sums["cosine"] / sums["count"]
         rows["l2_ratio"] = sums["l2_ratio"] / sums["count"]
         return rows[list(COLUMNS)]

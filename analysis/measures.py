@@ -20,8 +20,6 @@ Conventions (the paper's chain ``h_{j+1} = h_j + F_j(h_j)`` and its Eq. 3):
 
 import tensorflow as tf
 
-from keras import layers
-
 
 def _float(x):
     """float32 for half-precision tensors (mixed precision); float32/64 kept as they are."""
@@ -73,14 +71,6 @@ def prepare(images, labels):
     return tf.cast(images, tf.float32), tf.reshape(tf.cast(labels, tf.int32), [-1])
 
 
-def head_width(chain) -> int:
-    """Channels the model's classifier reads: the input width of its dense layer."""
-    dense = [layer for layer in chain.head_layers if isinstance(layer, layers.Dense)]
-    if not dense:
-        raise ValueError("The model's head has no Dense layer: not a zoo model.")
-    return int(dense[-1].kernel.shape[0])
-
-
 def input_width(unit) -> int:
     """Channels a (built) unit reads: the input width of its first convolution."""
     return int(unit.convolutions()[0].kernel.shape[2])
@@ -89,6 +79,16 @@ def input_width(unit) -> int:
 def unit_changes_shape(unit) -> bool:
     """Whether the unit's output has another shape than its input (stride or width)."""
     return unit.strides != 1 or input_width(unit) != unit.filters
+
+
+def readable_blocks(chain) -> int:
+    """How many of the last blocks' outputs the model's head can read: those after the last
+    transition, i.e. the last block that changes the shape or has layers before it (such as
+    the avg-pooling net's 2x2 pooling). The last stage (Jastrzebski et al. 2018), or every
+    block of a single-representation net; ``_intermediate`` finds the same blocks by shape."""
+    transitions = [block.index for block in chain.blocks[1:]
+                   if unit_changes_shape(block.unit) or block.before]
+    return len(chain) - max(transitions, default=0)
 
 
 def _classify(chain, labels, h):
@@ -122,8 +122,9 @@ def probe_sums(chain, images, labels, gradients: bool = True) -> dict:
     Returns sums over the batch, each stacked over blocks (shape ``[L]``): ``cosine``,
     ``cosine_sq`` (with ``gradients``), ``l2_ratio``, ``l2_ratio_sq``;
     ``input_correct``/``input_loss`` (the head on ``h_j``) and ``output_correct``/
-    ``output_loss`` (the head on block j's output), NaN where that state's width differs from
-    the head's; and ``count``, ``model_correct``, ``model_loss`` for the whole model.
+    ``output_loss`` (the head on block j's output), NaN where that state's shape differs from
+    the last block's output; and ``count``, ``model_correct``, ``model_loss`` for the whole
+    model.
     """
     images, labels = prepare(images, labels)
     inputs, parts, references, grads, logits = block_gradients(chain, images, labels, gradients)
@@ -146,19 +147,20 @@ def _moments(name, per_block) -> dict:
 
 
 def _intermediate(chain, labels, inputs, parts) -> dict:
-    """The model's own head on ``h_j`` and on block j's output; NaN (which survives summing
-    over batches and replicas) where the head cannot read that width."""
-    width, missing = head_width(chain), tf.constant(float("nan"))
-    results = {key: [] for key in ("input_correct", "input_loss", "output_correct",
-                                   "output_loss")}
-    for block, h, p in zip(chain.blocks, inputs, parts):
-        pairs = {"input": h, "output": block.unit.merge(p, training=False)}
-        for where, state in pairs.items():
-            hit, lost = (_classify(chain, labels, state) if state.shape[-1] == width
-                         else (missing, missing))
-            results[f"{where}_correct"].append(hit)
-            results[f"{where}_loss"].append(lost)
-    return {key: tf.stack(values) for key, values in results.items()}
+    """The model's own head on ``h_j`` and on block j's output, where that state has the shape
+    the head reads, the last block's output's: the last stage (Jastrzebski et al. 2018), or
+    every block of a single-representation net. NaN elsewhere (it survives summing over
+    batches and replicas): the dense layer reads one width and, after an AvgPool-Flatten
+    classifier, one map size."""
+    outputs = [block.unit.merge(p, training=False) for block, p in zip(chain.blocks, parts)]
+    readable, missing = tuple(outputs[-1].shape[1:]), tf.constant(float("nan"))
+    results = {}
+    for where, states in (("input", inputs), ("output", outputs)):
+        pairs = [_classify(chain, labels, state) if tuple(state.shape[1:]) == readable
+                 else (missing, missing) for state in states]
+        results[f"{where}_correct"] = tf.stack([hit for hit, _ in pairs])
+        results[f"{where}_loss"] = tf.stack([lost for _, lost in pairs])
+    return results
 
 
 def drop_sums(chain, images, labels) -> dict:

@@ -1,16 +1,21 @@
 """Figures of Jastrzebski et al. 2018 from the tidy frames of ``analysis.frames``.
 
 Figures 3-7 (cosine loss per block, dropping blocks, l2 ratio, intermediate accuracy,
-unrolling), Figure 3 over training (from the callback's CSV) and Figure 8's training curves.
-Matplotlib's object API with the Agg canvas: no window, no global pyplot state.
+borderline examples, unrolling), cosine and l2 ratio over training (from the callback's CSV)
+and Figure 8's training curves. A frame with a ``split`` column (train and test, as the paper
+shows them) gets one panel per split in the per-block figures and one line style per split
+elsewhere. Matplotlib's object API with the Agg canvas: no window, no global pyplot state.
 """
 
+import itertools
 import textwrap
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+
+from analysis.borderline import MARGIN
 
 # name -> (column, figure number, title, y label); one per-block figure each.
 BLOCK_FIGURES = {
@@ -20,6 +25,16 @@ BLOCK_FIGURES = {
     "intermediate": ("intermediate_accuracy", 6, "Intermediate accuracy: head on block j's output",
                      "accuracy"),
 }
+LINE_STYLES = ("-", "--", ":", "-.")  # of the first, second, ... split (or split and update)
+UNROLL_PANELS = (("accuracy", "accuracy"), ("loss", "loss (log scale)"), ("entropy", "entropy"),
+                 ("cosine", "cosine cos(d(h_k), dL/dh_k)"), ("l2_ratio", "l2 ratio ||d|| / ||h||"))
+
+
+def _by_split(frame) -> list:
+    """``(split, rows)`` per split of a frame with a ``split`` column, else ``[("", frame)]``."""
+    if "split" not in frame:
+        return [("", frame)]
+    return list(frame.groupby("split", sort=False))
 
 
 def _save(figure, path) -> Path:
@@ -29,13 +44,29 @@ def _save(figure, path) -> Path:
     return path
 
 
-def plot_blocks(blocks, name: str, path, baseline: float | None = None, label: str = "") -> Path:
-    """Per-block figure ``name`` (a key of ``BLOCK_FIGURES``): one point per block, coloured by
-    stage, a dotted line where a stage starts, the std band where the frame has one, and the
-    full model's value as a dashed line when ``baseline`` is given."""
+def plot_blocks(blocks, name: str, path, baselines: dict | None = None,
+                label: str = "") -> Path:
+    """Per-block figure ``name`` (a key of ``BLOCK_FIGURES``), one panel per split: one point
+    per block, coloured by stage, a dotted line where a stage starts, the std band where the
+    frame has one, and the full model's value as a dashed line where ``baselines`` (``{split:
+    value}``, ``""`` for a frame without splits) has one."""
+    if name not in BLOCK_FIGURES:
+        raise ValueError(f"Unknown figure {name!r}; accepted: {', '.join(BLOCK_FIGURES)}.")
     column, number, title, ylabel = BLOCK_FIGURES[name]
-    figure = Figure(figsize=(7, 3.5), layout="constrained")
-    ax = figure.subplots()
+    splits = _by_split(blocks)
+    figure = Figure(figsize=(7 * len(splits), 3.5), layout="constrained")
+    for ax, (split, rows) in zip(figure.subplots(1, len(splits), sharey=True, squeeze=False)[0],
+                                 splits):
+        _draw_blocks(ax, rows, column, (baselines or {}).get(split))
+        if name == "cosine":
+            ax.axhline(0.0, color="black", linewidth=0.5)
+        ax.set(xlabel="block j", ylabel=ylabel,
+               title=f"{label}{split + ': ' if split else ''}{title} (cf. Fig. {number})")
+        ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def _draw_blocks(ax, blocks, column: str, baseline: float | None) -> None:
     x, y = blocks["block"].to_numpy(), blocks[column].to_numpy(dtype=float)
     if f"{column}_std" in blocks:
         std = blocks[f"{column}_std"].to_numpy(dtype=float)
@@ -47,43 +78,76 @@ def plot_blocks(blocks, name: str, path, baseline: float | None = None, label: s
         ax.axvline(start - 0.5, color="0.6", linestyle=":", linewidth=0.8)
     if baseline is not None:
         ax.axhline(baseline, color="black", linestyle="--", linewidth=0.8, label="full model")
-    if name == "cosine":
-        ax.axhline(0.0, color="black", linewidth=0.5)
-    ax.set(xlabel="block j", ylabel=ylabel, title=f"{label}{title} (cf. Fig. {number})")
-    ax.legend(fontsize=7)
-    return _save(figure, path)
 
 
 def plot_unroll(unroll, path, label: str = "") -> Path:
-    """Figure 7: accuracy, loss and prediction entropy after k extra applications of the last
-    block, one line per scaling alpha."""
-    figure = Figure(figsize=(11, 3.2), layout="constrained")
-    axes = figure.subplots(1, 3)
-    for ax, column in zip(axes, ("accuracy", "loss", "entropy")):
-        for alpha, rows in unroll.groupby("alpha"):
-            ax.plot(rows["step"], rows[column], marker=".", label=f"alpha = {alpha:g}")
-        ax.set(xlabel="extra applications k", ylabel=column)
-        ax.legend(fontsize=7)
-    figure.suptitle(f"{label}Unrolling the last block: h <- h + alpha (block(h) - h) (cf. Fig. 7)")
+    """Figure 7: after k extra applications of the last block, accuracy, loss (log scale),
+    entropy, and the block's cosine and l2 ratio at h_k; one row per group (borderline,
+    correct, all), one colour per scale alpha, one line style per (split, update)."""
+    groups = list(dict.fromkeys(unroll["group"]))
+    alphas = sorted(unroll["alpha"].unique(), reverse=True)
+    colours = dict(zip(alphas, colormaps["viridis"](np.linspace(0, 0.9, len(alphas)))))
+    runs = list(dict.fromkeys(zip(unroll.get("split", [""] * len(unroll)), unroll["update"])))
+    figure = Figure(figsize=(16, 2.8 * len(groups)), layout="constrained")
+    axes = figure.subplots(len(groups), len(UNROLL_PANELS), squeeze=False)
+    for row, group in zip(axes, groups):
+        for ax, (column, ylabel) in zip(row, UNROLL_PANELS):
+            _draw_unroll(ax, unroll[unroll["group"] == group], column, colours, runs)
+            ax.set(xlabel="extra applications k", ylabel=ylabel, title=group)
+            if column == "loss":
+                ax.set_yscale("log")
+    axes[0][0].legend(fontsize=6)
+    figure.suptitle(f"{label}Unrolling the last block: h <- h + alpha d(h) ('scaled') or "
+                    "h + alpha ||h|| d(h)/||d(h)|| ('norm') (cf. Fig. 7)")
     return _save(figure, path)
 
 
-def plot_cosine_over_training(history, path) -> Path:
-    """Figure 3 over training: cosine loss per block against epoch, one line per block
-    (darker = deeper)."""
-    figure = Figure(figsize=(7, 3.5), layout="constrained")
-    ax = figure.subplots()
+def _draw_unroll(ax, rows, column: str, colours: dict, runs: list) -> None:
+    for (split, update), style in zip(runs, itertools.cycle(LINE_STYLES)):
+        mine = rows[rows["update"] == update]
+        if split:
+            mine = mine[mine["split"] == split]
+        for alpha, line in mine.groupby("alpha", sort=False):
+            ax.plot(line["step"], line[column], color=colours[alpha], linestyle=style,
+                    linewidth=1, label=f"{split} {update} alpha={alpha:g}".strip())
+
+
+def plot_borderline(borderline, path, label: str = "") -> Path:
+    """Figure 6: accuracy, loss and entropy of the head after each of the last blocks, one
+    colour per group (borderline, correct, all), one line style per split."""
+    figure = Figure(figsize=(11, 3.2), layout="constrained")
+    for ax, column in zip(figure.subplots(1, 3), ("accuracy", "loss", "entropy")):
+        for (split, rows), style in zip(_by_split(borderline), itertools.cycle(LINE_STYLES)):
+            for colour, (group, line) in enumerate(rows.groupby("group", sort=False)):
+                ax.plot(line["block"], line[column], marker=".", linestyle=style,
+                        color=f"C{colour}", label=f"{split} {group}".strip())
+        ax.set(xlabel="head after block j", ylabel=column)
+        ax.legend(fontsize=7)
+    figure.suptitle(f"{label}Borderline examples (|p_y - max_(c!=y) p_c| < {MARGIN:g}), "
+                    "already correct and all, over the last blocks (cf. Fig. 6)")
+    return _save(figure, path)
+
+
+def plot_over_training(history, path) -> Path:
+    """Cosine loss and l2 ratio per block against epoch (the callback's CSV), one line per
+    block (coloured as the colour bar), one column per split (the paper measures both)."""
+    splits = _by_split(history)
+    figure = Figure(figsize=(7 * len(splits), 6), layout="constrained")
+    axes = figure.subplots(2, len(splits), sharex=True, squeeze=False)
     blocks = sorted(history["block"].unique())
     colours = colormaps["viridis"](np.linspace(0, 1, max(len(blocks), 2)))
-    for colour, block in zip(colours, blocks):
-        rows = history[history["block"] == block].sort_values("epoch")
-        ax.plot(rows["epoch"], rows["cosine"], color=colour, marker=".", linewidth=0.8)
-    ax.axhline(0.0, color="black", linewidth=0.5)
-    mappable = ax.scatter([], [], c=[], cmap="viridis", vmin=min(blocks, default=0),
-                          vmax=max(blocks, default=1))
-    figure.colorbar(mappable, ax=ax, label="block j")
-    ax.set(xlabel="epoch", ylabel="cosine", title="Cosine loss per block during training "
-           "(cf. Fig. 3)")
+    for column, (split, rows) in zip(axes.T, splits):
+        for ax, (measure, title) in zip(column, (("cosine", "Cosine loss"),
+                                                 ("l2_ratio", "l2 ratio"))):
+            for colour, block in zip(colours, blocks):
+                line = rows[rows["block"] == block].sort_values("epoch")
+                ax.plot(line["epoch"], line[measure], color=colour, marker=".", linewidth=0.8)
+            ax.set(xlabel="epoch", ylabel=measure,
+                   title=f"{split + ': ' if split else ''}{title} per block during training")
+        column[0].axhline(0.0, color="black", linewidth=0.5)
+    mappable = axes[0][0].scatter([], [], c=[], cmap="viridis", vmin=min(blocks, default=0),
+                                  vmax=max(blocks, default=1))
+    figure.colorbar(mappable, ax=axes, label="block j")
     return _save(figure, path)
 
 
@@ -104,13 +168,18 @@ def plot_training_curves(histories: dict, path, title: str) -> Path:
 def analysis_figures(analysis, out_dir, label: str = "") -> dict:
     """Every figure the measured columns allow, as ``{name: path}`` in ``out_dir``."""
     out_dir, figures = Path(out_dir), {}
-    baselines = {"drop": analysis.summary.get("accuracy"),
-                 "intermediate": analysis.summary.get("accuracy")}
+    scores = analysis.summary.get("splits") or {"": analysis.summary}
+    accuracy = {split: values["accuracy"] for split, values in scores.items()
+                if "accuracy" in values}
+    baselines = {"drop": accuracy, "intermediate": accuracy}
     for name, (column, number, _, _) in BLOCK_FIGURES.items():
         if column in analysis.blocks:
             figures[name] = plot_blocks(analysis.blocks, name,
                                         out_dir / f"fig{number}_{name}.png",
                                         baselines.get(name), label)
+    if analysis.borderline is not None:
+        figures["borderline"] = plot_borderline(analysis.borderline,
+                                                out_dir / "fig6_borderline.png", label)
     if analysis.unroll is not None:
         figures["unroll"] = plot_unroll(analysis.unroll, out_dir / "fig7_unroll.png", label)
     return figures

@@ -1,12 +1,15 @@
 """Analyse a finished training run: ``python -m analysis.run RUN_DIR``.
 
     python -m analysis.run runs/preact110-cifar10 --measures cosine,l2 --limit 1000
+    python -m analysis.run runs/preact110-cifar10 --split both --updates scaled norm
 
 Loads ``RUN_DIR/final.keras`` and the data of ``RUN_DIR/config.json`` (the same pipeline and
-standardisation as training, without augmentation), runs ``analysis.frames.analyze`` and writes
-``blocks.csv``, ``unroll.csv``, ``summary.json``, the figures (Jastrzebski et al. 2018, Figs.
-3-7), ``report.md`` and the analysis' own ``analysis_config.json`` into ``--out`` (default
-``RUN_DIR/analysis``).
+standardisation as training, without augmentation), runs ``analysis.frames.analyze`` on the
+test split, the train split or both and writes ``blocks.csv``, ``borderline.csv``,
+``unroll.csv`` (each with a ``split`` column), ``summary.json``, the figures (Jastrzebski et
+al. 2018, Figs. 3-7), ``report.md`` and the analysis' own ``analysis_config.json`` into
+``--out`` (default ``RUN_DIR/analysis``). Every setting is checked, against the model too,
+before any data is read.
 """
 
 import argparse
@@ -20,15 +23,22 @@ import keras
 import tensorflow as tf
 
 from keras_resnets import ResidualChain  # (importing the zoo registers its layers)
-from analysis.frames import analyze, parse_measures
-from analysis.plots import analysis_figures
+from analysis.frames import MEASURES, analyze, check_settings, parse_measures
+from analysis.plots import BLOCK_FIGURES, analysis_figures
 from analysis.report import analysis_report
-from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, check_unroll_options,
-                             check_unrollable)
+from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES, UPDATES,
+                             check_unroll_options, check_updates)
 from trainers.config import TrainConfig
 from trainers.data import load_data
+from trainers.folders import check_writable_folder
 
-SPLITS = ("test", "train")
+# --split -> the splits measured; the paper reports train and test (validation) alike.
+SPLITS = {"test": ("test",), "train": ("train",), "both": ("train", "test")}
+# Everything analyze_run writes: a rerun removes the previous run's files first, so a folder
+# never mixes results (or figures) of two analyses.
+OUTPUTS = ("blocks.csv", "borderline.csv", "unroll.csv", "summary.json", "report.md",
+           "analysis_config.json", "fig6_borderline.png", "fig7_unroll.png",
+           *(f"fig{number}_{name}.png" for name, (_, number, _, _) in BLOCK_FIGURES.items()))
 
 
 @dataclass
@@ -43,57 +53,73 @@ class AnalysisConfig:
     limit: int | None = None  # first N examples of the split
     alphas: tuple = DEFAULT_ALPHAS
     steps: int = DEFAULT_STEPS
+    updates: tuple = DEFAULT_UPDATES
+    last_blocks: int | None = None  # borderline: the paper's 5 where the model has them
 
     def __post_init__(self):
-        self.alphas = tuple(self.alphas)
+        """Every setting that needs no model checked here; ``analyze_run`` checks the rest
+        against the model, both before any data is read."""
+        self.alphas, self.updates = tuple(self.alphas), tuple(self.updates)
         self.out = self.out or str(Path(self.run_dir) / "analysis")
         if self.split not in SPLITS:
             raise ValueError(f"Unknown split {self.split!r}; accepted: {', '.join(SPLITS)}.")
-        bad = {k: v for k, v in {"batch_size": self.batch_size, "limit": self.limit}.items()
-               if v is not None and v <= 0}
+        sizes = {"batch_size": self.batch_size, "limit": self.limit,
+                 "last_blocks": self.last_blocks}
+        bad = {k: v for k, v in sizes.items() if v is not None and v <= 0}
         if bad:
             raise ValueError(f"These settings must be positive: {bad}.")
         parse_measures(self.measures)
         check_unroll_options(self.alphas, self.steps)
+        check_updates(self.updates)
         run = Path(self.run_dir)
         missing = [name for name in ("final.keras", "config.json") if not (run / name).is_file()]
         if missing:
             raise ValueError(f"{run} is not a finished training run: it lacks "
                              f"{', '.join(missing)} (written by trainers.train at the end).")
+        check_writable_folder(Path(self.out))
 
 
-def load_split(config: AnalysisConfig):
-    """The run's data pipeline for ``config.split``, without augmentation, rebatched and
-    truncated as asked (the train split drops its last partial batch, as in training)."""
+def load_splits(config: AnalysisConfig):
+    """``({split: dataset}, the run's TrainConfig)``: the run's data pipeline for the splits of
+    ``config.split``, without augmentation, rebatched and truncated as asked (the train split
+    drops its last partial batch, as in training)."""
     train_config = TrainConfig.load(Path(config.run_dir) / "config.json")
     batch_size = config.batch_size or train_config.batch_size
     data = load_data(dataclasses.replace(train_config, augment=False, batch_size=batch_size))
-    dataset = data.test if config.split == "test" else data.train
-    if config.limit is not None:
-        available = (data.test_examples if config.split == "test"
-                     else data.steps_per_epoch(batch_size) * batch_size)
-        batches = -(-min(config.limit, available) // batch_size)
-        dataset = dataset.unbatch().take(config.limit).batch(batch_size)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))  # progress bar
-    return dataset, train_config
+    sizes = {"test": data.test_examples, "train": data.steps_per_epoch(batch_size) * batch_size}
+    datasets = {split: _first(data.test if split == "test" else data.train, sizes[split],
+                              config.limit, batch_size) for split in SPLITS[config.split]}
+    return datasets, train_config
+
+
+def _first(dataset, available: int, limit: int | None, batch_size: int):
+    """The first ``limit`` examples of ``dataset``, rebatched (all of them without a limit)."""
+    if limit is None:
+        return dataset
+    batches = -(-min(limit, available) // batch_size)
+    dataset = dataset.unbatch().take(limit).batch(batch_size)
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))  # progress bar
 
 
 def analyze_run(config: AnalysisConfig):
     """Measure the run's ``final.keras`` and write every result into ``config.out``."""
     model = keras.models.load_model(Path(config.run_dir) / "final.keras", compile=False)
-    if "unroll" in parse_measures(config.measures):
-        check_unrollable(ResidualChain(model))  # before reading any data
-    dataset, train_config = load_split(config)
-    analysis = analyze(model, dataset, config.measures, alphas=config.alphas, steps=config.steps)
-    analysis.summary.update(dataset=train_config.dataset, split=config.split)
+    options = {"alphas": config.alphas, "steps": config.steps, "updates": config.updates,
+               "last_blocks": config.last_blocks}
+    check_settings(ResidualChain(model), config.measures, **options)  # before reading any data
+    datasets, train_config = load_splits(config)
+    analysis = analyze(model, datasets, config.measures, **options)
+    analysis.summary.update(dataset=train_config.dataset)
     out = Path(config.out)
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
     analysis.save(out)
     (out / "analysis_config.json").write_text(
         json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    label = f"{model.name}, {train_config.dataset} {config.split}: "
+    label = f"{model.name}, {train_config.dataset}: "
     figures = analysis_figures(analysis, out, label)
     notes = [f"run: `{config.run_dir}`"] + (
-        [f"limit: first {config.limit} examples of the split"] if config.limit else [])
+        [f"limit: first {config.limit} examples of each split"] if config.limit else [])
     (out / "report.md").write_text(analysis_report(
         analysis, figures, f"Iterative inference analysis of {model.name}", notes))
     return analysis
@@ -103,17 +129,25 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis.run",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a finished trainers.train run folder")
-    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--split", default="test", choices=list(SPLITS),
+                        help="both: train and test in one analysis, a split column in every "
+                             "table")
     parser.add_argument("--measures", default="all",
-                        help="all, or a comma-separated subset of cosine,l2,drop,"
-                             "intermediate,unroll")
+                        help=f"all, or a comma-separated subset of {','.join(MEASURES)}")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/analysis)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="first N examples only")
     parser.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS),
-                        help="unrolling step scales in (0, 1]")
+                        help="unrolling step scales, distinct, in (0, 1]")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                         help="extra applications of the last block when unrolling")
+    parser.add_argument("--updates", nargs="+", default=list(DEFAULT_UPDATES),
+                        choices=list(UPDATES),
+                        help="unrolling updates: scaled (h + alpha d(h)) and/or norm (a step "
+                             "of alpha ||h||)")
+    parser.add_argument("--last-blocks", type=int, default=None,
+                        help="borderline: follow the head over this many last blocks (default: "
+                             "the paper's 5, or as many as the head can read)")
     return parser
 
 

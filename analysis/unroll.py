@@ -1,19 +1,46 @@
 """Unrolling the last block (Jastrzebski et al. 2018, Figure 7: "unrolling").
 
 If the top blocks refine a representation iteratively, applying the last block ``k`` more
-times should keep the prediction roughly where it is. The update is scaled to keep the steps
-small, ``h <- h + alpha * (block(h) - h)``: ``alpha = 1`` re-applies the block as it is, a
-smaller ``alpha`` takes a fraction of its step. ``block(h) - h`` is ``F(h)`` for an identity
-block and includes the after-addition activation for post-activation units.
+times should keep the prediction roughly where it is. Naive unrolling explodes, so the paper
+puts "a scaling factor on the output" without giving its value; this module sweeps it. Two
+updates from the block's step ``d(h) = block(h) - h`` (``F(h)`` for an identity block; it
+includes the after-addition activation of post-activation units):
+
+- ``scaled``: ``h <- h + alpha * d(h)``; ``alpha = 1`` re-applies the block as it is.
+- ``norm``: ``h <- h + alpha * ||h|| * d(h) / ||d(h)||`` per example, a step of a fixed size,
+  ``alpha`` of the representation's norm, whatever the block's own l2 ratio.
+
+At each step ``k = 0..steps`` (``k = 0`` is the model's own prediction) the head on ``h_k``
+gives accuracy, loss and entropy, and the block at ``h_k`` its cosine ``cos(d(h_k),
+dL/dh_k)`` (negative: the next step lowers the loss) and l2 ratio ``||d(h_k)|| / ||h_k||``
+(the block's own, before the scaling); each per group of ``analysis.borderline`` (borderline,
+correct, all), the groups fixed by the model's prediction.
 """
+
+import math
 
 import tensorflow as tf
 
-from analysis.measures import (correct, crossentropy, entropy, input_width, prepare, total,
-                               unit_changes_shape)
+from analysis.borderline import example_groups, group_totals
+from analysis.measures import (correct, cosine_per_example, crossentropy, entropy, input_width,
+                               l2_ratio_per_example, prepare, unit_changes_shape)
 
-DEFAULT_ALPHAS = (1.0, 0.5)
-DEFAULT_STEPS = 20
+DEFAULT_ALPHAS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+DEFAULT_STEPS = 20  # the paper's 20 extra steps
+QUANTITIES = ("correct", "loss", "entropy", "cosine", "l2_ratio")
+
+
+def _scaled_step(h, step, alpha):
+    return h + alpha * step
+
+
+def _norm_step(h, step, alpha):
+    scale = alpha * l2_ratio_per_example(h, step)  # ||h|| / ||d(h)||, 0 where d(h) = 0
+    return h + tf.reshape(tf.cast(scale, h.dtype), [-1] + [1] * (h.shape.rank - 1)) * step
+
+
+UPDATES = {"scaled": _scaled_step, "norm": _norm_step}
+DEFAULT_UPDATES = ("scaled",)
 
 
 def check_unrollable(chain) -> None:
@@ -27,35 +54,66 @@ def check_unrollable(chain) -> None:
 
 
 def check_unroll_options(alphas, steps) -> tuple[tuple[float, ...], int]:
-    """Validated ``(alphas, steps)``: alphas in (0, 1], steps a non-negative integer."""
+    """Validated ``(alphas, steps)``: distinct alphas in (0, 1], steps a non-negative
+    integer."""
     alphas = tuple(float(a) for a in alphas)
     if not alphas or any(not 0.0 < a <= 1.0 for a in alphas):
         raise ValueError(f"Unrolling alphas must be in (0, 1]; got {alphas}.")
-    if int(steps) != steps or steps < 0:
+    if len(set(alphas)) != len(alphas):
+        raise ValueError(f"Unrolling alphas must be distinct; got {alphas}.")
+    if not (isinstance(steps, (int, float)) and math.isfinite(steps) and int(steps) == steps
+            and steps >= 0):
         raise ValueError(f"Unrolling steps must be a non-negative integer; got {steps}.")
     return alphas, int(steps)
 
 
-def unroll_sums(chain, images, labels, alphas=DEFAULT_ALPHAS, steps=DEFAULT_STEPS) -> dict:
-    """Sums over the batch of ``correct``, ``loss`` and ``entropy`` after ``k = 0..steps`` extra
-    applications of the last block, shape ``[len(alphas), steps + 1]``; plus ``count``.
-    ``k = 0`` is the model's own prediction."""
+def check_updates(updates) -> tuple[str, ...]:
+    """Validated, distinct update names (keys of ``UPDATES``)."""
+    updates = tuple(dict.fromkeys(updates))
+    unknown = [u for u in updates if u not in UPDATES]
+    if unknown or not updates:
+        raise ValueError(f"Unknown unrolling updates {unknown or list(updates)}; accepted: one "
+                         f"or more of {', '.join(UPDATES)}.")
+    return updates
+
+
+def _probe(chain, unit, labels, h):
+    """Per-example quantities of ``QUANTITIES`` at ``h``, and the block's step ``d(h)``."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(h)
+        logits = chain.head(h, training=False)
+        losses = crossentropy(labels, logits)
+    gradient = tape.gradient(losses, h)  # of the summed loss: each example's own gradient
+    step = unit(h, training=False) - h
+    return {"correct": correct(labels, logits), "loss": losses, "entropy": entropy(logits),
+            "cosine": cosine_per_example(step, gradient),
+            "l2_ratio": l2_ratio_per_example(step, h)}, step
+
+
+def _unroll(chain, labels, groups, start, update, alpha, steps) -> dict:
+    """``QUANTITIES`` summed per group at ``k = 0..steps``: ``[len(GROUPS), steps + 1]``."""
+    unit, h = chain.blocks[-1].unit, start
+    columns = {name: [] for name in QUANTITIES}
+    for k in range(steps + 1):
+        values, step = _probe(chain, unit, labels, h)
+        for name, value in values.items():
+            columns[name].append(group_totals(groups, value))
+        if k < steps:
+            h = UPDATES[update](h, step, alpha)
+    return {name: tf.stack(values, axis=1) for name, values in columns.items()}
+
+
+def unroll_sums(chain, images, labels, alphas=DEFAULT_ALPHAS, steps=DEFAULT_STEPS,
+                updates=DEFAULT_UPDATES) -> dict:
+    """Sums over the batch of ``QUANTITIES`` after ``k = 0..steps`` extra applications of the
+    last block, shape ``[len(updates) * len(alphas), len(GROUPS), steps + 1]`` (rows: every
+    alpha of the first update, then of the next); plus ``examples`` per group."""
     images, labels = prepare(images, labels)
-    _, parts, _ = chain.hidden_states(images, training=False)
-    unit = chain.blocks[-1].unit
-    start = unit.merge(parts[-1], training=False)
-    results = {"correct": [], "loss": [], "entropy": []}
-    for alpha in alphas:
-        rows, h = {key: [] for key in results}, start
-        for k in range(steps + 1):
-            logits = chain.head(h, training=False)
-            rows["correct"].append(total(correct(labels, logits)))
-            rows["loss"].append(total(crossentropy(labels, logits)))
-            rows["entropy"].append(total(entropy(logits)))
-            if k < steps:
-                h = h + alpha * (unit(h, training=False) - h)
-        for key, values in rows.items():
-            results[key].append(tf.stack(values))
-    sums = {key: tf.stack(values) for key, values in results.items()}
-    sums["count"] = tf.cast(tf.shape(labels)[0], tf.float32)
+    _, parts, logits = chain.hidden_states(images, training=False)
+    groups = example_groups(labels, logits)
+    start = chain.blocks[-1].unit.merge(parts[-1], training=False)
+    rows = [_unroll(chain, labels, groups, start, update, alpha, steps)
+            for update in updates for alpha in alphas]
+    sums = {name: tf.stack([row[name] for row in rows]) for name in QUANTITIES}
+    sums["examples"] = tf.reduce_sum(groups, axis=1)
     return sums

@@ -2,9 +2,10 @@
 
 Stem (3x3 conv, 16 filters), three stages of ``units_per_stage`` units at 32x32, 16x16 and 8x8,
 then global average pooling and a dense layer. The same assembly gives every model of the zoo:
-the unit's ordering, branch and shortcut vary, and so do the width (wide ResNets), the way of
-downsampling (strided units, average pooling, or all in the stem for the single-representation
-ResNet of Jastrzebski et al. 2018) and weight sharing of the top blocks of each stage.
+the unit's ordering, branch and shortcut vary, and so do the widths and units of each stage
+(wide ResNets; Jastrzebski et al. 2018's networks, whose convs also carry biases and whose
+classifier is AvgPool-Flatten-Dense), the way of downsampling (strided units or average
+pooling) and weight sharing of the top blocks of each stage.
 """
 
 import keras
@@ -17,22 +18,29 @@ from keras_resnets.units import ResidualUnit, he_normal, kernel_regularizer, nor
 
 STEM_WIDTH = 16
 BASE_WIDTHS = (16, 32, 64)  # Unit output widths per stage; bottleneck units expand them x4.
-DOWNSAMPLING = ("conv", "avgpool", "stem")
+DOWNSAMPLING = ("conv", "avgpool")
 
 
-def resnet(units_per_stage, *, branch="basic", ordering="post", widen=1, downsample="conv",
+def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch="basic",
+           ordering="post", widen=1, downsample="conv", conv_bias=False, head_grid=None,
            shared_blocks=0, share_batchnorm=True, num_classes=10, input_shape=(32, 32, 3),
            weight_decay=0.0, standardize=None, name="resnet", **unit_options):
-    """A CIFAR ResNet with ``units_per_stage`` units in each of its three stages.
+    """A CIFAR ResNet: a stem conv, one stage of units per entry of ``widths``, a classifier.
 
     Args:
-        units_per_stage: n, so that depth = 3 * n * convs_per_unit + 2.
+        units_per_stage: n units in every stage (depth = 3 * n * convs_per_unit + 2), or one
+            count per stage.
+        widths: output width of each stage's units before ``widen`` and the bottleneck's x4.
+        stem_width: filters of the stem's 3x3 conv.
         branch, ordering, **unit_options: passed to every ``ResidualUnit`` (shortcut variant,
-            its options, ``dropout_rate``).
+            its options, ``projection``, ``dropout_rate``).
         widen: width multiplier k of wide ResNets (stage widths 16k, 32k, 64k).
-        downsample: ``conv`` (stride 2 in the first unit of stages 2 and 3, as the papers),
-            ``avgpool`` (2x2 average pooling between stages) or ``stem`` (the stem downsamples
-            to 8x8 and every unit keeps one representation size).
+        downsample: ``conv`` (stride 2 in the first unit of every stage after the first, as
+            the papers) or ``avgpool`` (2x2 average pooling between stages).
+        conv_bias: every conv (stem, branches, projections) has a bias, as in Jastrzebski et
+            al. 2018.
+        head_grid: ``None``: global average pooling (He et al.); ``g``: Jastrzebski et al.'s
+            AvgPool-Flatten, average pooling down to a g x g map (see ``pooling``).
         shared_blocks: the top ``shared_blocks`` units of each stage share their conv weights.
         share_batchnorm: with sharing, share BN too (naive) or keep one BN per step.
         weight_decay: SGD weight decay on every conv and dense kernel.
@@ -42,37 +50,48 @@ def resnet(units_per_stage, *, branch="basic", ordering="post", widen=1, downsam
     Returns:
         A ``keras.Model`` mapping images to ``num_classes`` logits.
     """
-    check_architecture(units_per_stage, downsample, shared_blocks)
+    units = check_architecture(units_per_stage, widths, downsample, shared_blocks)
     expansion = BOTTLENECK_EXPANSION if branch == "bottleneck" else 1
-    widths = [width * widen * expansion for width in BASE_WIDTHS]
-    unit_options.update(branch=branch, ordering=ordering, weight_decay=weight_decay)
+    widths = [width * widen * expansion for width in widths]
+    unit_options.update(branch=branch, ordering=ordering, weight_decay=weight_decay,
+                        conv_bias=conv_bias)
     order = get_ordering(ordering)
 
     inputs = keras.Input(shape=input_shape, name="images")
     x = standardization(inputs, standardize)
-    x = stem(x, order.stem, widths[-1] if downsample == "stem" else None, weight_decay)
-    for stage, width in enumerate(widths, start=1):
-        if downsample == "stem":
-            width = widths[-1]
+    x = stem(x, order.stem, stem_width, conv_bias, weight_decay)
+    for stage, (count, width) in enumerate(zip(units, widths), start=1):
         if downsample == "avgpool" and stage > 1:
             x = layers.AveragePooling2D(2, name=f"stage{stage}_pool")(x)
         strides = 2 if downsample == "conv" and stage > 1 else 1
-        x = residual_stage(x, stage, units_per_stage, width, strides, shared_blocks,
-                           share_batchnorm, bool(order.preactivation), unit_options)
-    outputs = head(x, order.head, num_classes, weight_decay)
+        x = residual_stage(x, stage, count, width, strides, shared_blocks, share_batchnorm,
+                           bool(order.preactivation), unit_options)
+    outputs = head(x, order.head, num_classes, head_grid, weight_decay)
     return keras.Model(inputs, outputs, name=name)
 
 
-def check_architecture(units_per_stage, downsample="conv", shared_blocks=0):
-    """Raise ``ValueError`` for settings no network can have, before any layer is built."""
-    if int(units_per_stage) != units_per_stage or units_per_stage < 1:
-        raise ValueError(f"units_per_stage must be a positive integer; got {units_per_stage}.")
+def check_architecture(units_per_stage, widths=BASE_WIDTHS, downsample="conv",
+                       shared_blocks=0) -> tuple[int, ...]:
+    """Units per stage as one count per stage; ``ValueError`` for settings no network can
+    have, before any layer is built."""
+    units = (units_per_stage,) * len(widths) if _is_int(units_per_stage) else tuple(
+        units_per_stage)
+    if not widths or len(units) != len(widths) or not all(
+            _is_int(n) and n >= 1 for n in (*units, *widths)):
+        raise ValueError(
+            f"units_per_stage must be a positive integer or one per stage, and widths positive "
+            f"integers; got {units_per_stage} units for widths {widths}.")
     if downsample not in DOWNSAMPLING:
         raise ValueError(f"Unknown downsample {downsample!r}; accepted: {', '.join(DOWNSAMPLING)}.")
-    if not 0 <= shared_blocks < units_per_stage:
+    if not 0 <= shared_blocks < min(units):
         raise ValueError(
-            f"shared_blocks must be in [0, {units_per_stage - 1}] for {units_per_stage} units per "
+            f"shared_blocks must be in [0, {min(units) - 1}] for {min(units)} units per "
             f"stage (the first unit of a stage changes shape and cannot share); got {shared_blocks}.")
+    return units
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def standardization(images, standardize):
@@ -88,20 +107,12 @@ def standardization(images, standardize):
                                 name="standardize")(images)
 
 
-def stem(x, words, downsample_to_width, weight_decay):
-    """3x3 conv with 16 filters, then the ordering's stem words. For the single-representation
-    ResNet, two stride-2 3x3 convs then reach 8x8 at the final width before any unit."""
-    widths = [STEM_WIDTH]
-    if downsample_to_width:
-        widths += [downsample_to_width // 2, downsample_to_width]
-    for i, width in enumerate(widths):
-        x = layers.Conv2D(width, 3, strides=1 if i == 0 else 2, padding="same", use_bias=False,
-                          kernel_initializer=he_normal(),
-                          kernel_regularizer=kernel_regularizer(weight_decay),
-                          name=f"stem_conv{i + 1}")(x)
-        is_last = i == len(widths) - 1
-        for word in words if is_last else ("bn", "relu"):
-            x = norm_op(word, name=f"stem{i + 1}_{word}")(x)
+def stem(x, words, width, use_bias, weight_decay):
+    """A 3x3 conv with ``width`` filters, then the ordering's stem words."""
+    x = layers.Conv2D(width, 3, padding="same", use_bias=use_bias, kernel_initializer=he_normal(),
+                      kernel_regularizer=kernel_regularizer(weight_decay), name="stem_conv1")(x)
+    for word in words:
+        x = norm_op(word, name=f"stem1_{word}")(x)
     return x
 
 
@@ -122,10 +133,25 @@ def residual_stage(x, stage, units, width, strides, shared_blocks, share_batchno
     return x
 
 
-def head(x, words, num_classes, weight_decay):
-    """The final BN-ReLU of pre-activation nets, global average pooling, dense logits."""
+def head(x, words, num_classes, grid, weight_decay):
+    """The final BN-ReLU of pre-activation nets, average pooling, dense logits."""
     for word in words:
         x = norm_op(word, name=f"final_{word}")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = pooling(x, grid)
     return layers.Dense(num_classes, kernel_regularizer=kernel_regularizer(weight_decay),
                         name="logits")(x)
+
+
+def pooling(x, grid):
+    """Global average pooling (He et al.), or Jastrzebski et al. 2018's AvgPool-Flatten: equal
+    windows down to a ``grid`` x ``grid`` map. On their 32x32 images that is their AvgPool(8,8):
+    grid 4 where the last stage is 32x32 (single representation), 1 where it is 8x8; other image
+    sizes keep the grid, so the dense layer and the parameter count stay the paper's."""
+    if grid is None:
+        return layers.GlobalAveragePooling2D(name="pool")(x)
+    size = tuple(x.shape[1:3])
+    if not _is_int(grid) or grid < 1 or any(s is None or s % grid for s in size):
+        raise ValueError(f"Average pooling to a {grid}x{grid} grid needs a final map whose "
+                         f"sides are multiples of {grid}; got {size}.")
+    x = layers.AveragePooling2D((size[0] // grid, size[1] // grid), name="pool")(x)
+    return layers.Flatten(name="flatten")(x)

@@ -79,11 +79,14 @@ class PaperParameters:
     Sec. 4.2) and count every trainable parameter, BN's scale and shift included. He et al. 2016
     (ResNet-164, 1001) use 1x1 projections; their 10.2M for ResNet-1001 matches the conv and
     dense weights alone (every trainable parameter gives 10.33M), so that is how it is counted.
+    Jastrzebski et al. 2018 print exact counts that are Keras's ``count_params()``: conv biases
+    and all four BN vectors (gamma, beta, moving mean, moving variance).
     """
 
-    figure: str  # as printed, e.g. "1.7M"
+    figure: str  # as printed, e.g. "1.7M" or "1,742,762"
     overrides: dict = field(default_factory=dict)
     include_batchnorm: bool = True
+    include_statistics: bool = False  # BN's moving mean and variance count too
 
 
 PARAMETERS: dict[str, PaperParameters] = {  # the zoo's defaults: zero-padding for basic units
@@ -95,6 +98,11 @@ PARAMETERS: dict[str, PaperParameters] = {  # the zoo's defaults: zero-padding f
     "resnet1202": PaperParameters("19.4M"),
     "preact164": PaperParameters("1.7M", include_batchnorm=False),
     "preact1001": PaperParameters("10.2M", include_batchnorm=False),
+    # Jastrzebski et al. 2018, their architectures (papers.md, section 2), counted exactly.
+    "j18-resnet110": PaperParameters("1,742,762", include_statistics=True),
+    "j18-single": PaperParameters("1,829,210", include_statistics=True),
+    "j18-avgpool": PaperParameters("12,201,310", include_statistics=True),
+    "j18-wrn": PaperParameters("45,732,842", include_statistics=True),
 }
 
 

@@ -2,20 +2,27 @@
 
 import math
 
-BATCHNORM_WEIGHTS = ("gamma", "beta")
+BATCHNORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
-def count_parameters(model, include_batchnorm: bool = True) -> int:
-    """Trainable parameters of ``model``, each shared weight counted once.
+def count_parameters(model, include_batchnorm: bool = True,
+                     include_statistics: bool = False) -> int:
+    """Parameters of ``model``, each shared weight counted once.
 
-    With ``include_batchnorm=False`` only the conv and dense weights count (BN's scale and
-    shift are left out), the convention that reproduces He et al. 2016's ResNet-1001 figure.
+    By default the trainable ones. With ``include_batchnorm=False`` only the conv and dense
+    weights count (no BN at all), the convention that reproduces He et al. 2016's ResNet-1001
+    figure. With ``include_statistics=True`` BN's moving mean and variance count too: every
+    weight Keras holds (``model.count_params()``), as Jastrzebski et al. 2018 count.
     """
-    return sum(math.prod(weight.shape) for weight in model.trainable_weights
+    weights = model.weights if include_statistics else model.trainable_weights
+    return sum(math.prod(weight.shape) for weight in weights
                if include_batchnorm or weight.name not in BATCHNORM_WEIGHTS)
 
 
-def format_millions(count: int, like: str) -> str:
-    """``count`` in millions with as many decimals as the paper's figure ``like`` (``"1.7M"``)."""
-    decimals = len(like.rstrip("M").partition(".")[2])
+def format_like(count: int, figure: str) -> str:
+    """``count`` written as the paper writes ``figure``: in millions with as many decimals
+    (``"1.7M"``), or in full with thousands separators (``"1,742,762"``)."""
+    if not figure.endswith("M"):
+        return f"{count:,}"
+    decimals = len(figure.rstrip("M").partition(".")[2])
     return f"{count / 1e6:.{decimals}f}M"

@@ -1,7 +1,8 @@
-"""Model names as data: ``{family}{depth}[-{widen}][-{variant}]`` -> builder settings.
+"""Model names as data: ``{family}{depth}[-{widen}][-{variant}]`` -> builder settings, and
+the networks a paper gives whole (``j18-resnet110``, ...) -> their blocks and widths per stage.
 
 A family (``resnet``, ``preact``, ``wrn``) fixes the unit ordering and how depth maps to units
-per stage; a variant (Tables 1-3 of He et al. 2016, architectures of Jastrzebski et al. 2018)
+per stage; a variant (Tables 1-3 of He et al. 2016, weight sharing of Jastrzebski et al. 2018)
 adds settings on top. ``build``, ``describe``, the ablation runner and the tuner all read the
 tables below; adding a model is adding a row.
 """
@@ -32,6 +33,18 @@ class Variant:
     settings: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Network:
+    """A network its paper gives whole: residual blocks and filters per stage, plus settings.
+    ``blocks`` and ``filters`` are also the overrides that shrink it for reduced-scale runs."""
+
+    summary: str
+    blocks: tuple[int, ...]
+    filters: tuple[int, ...]
+    settings: dict
+    stem_width: int | None = None  # None: the first stage's width
+
+
 FAMILIES = {
     "resnet": Family("original post-activation units (He et al. 2015)", {"ordering": "post"}),
     "preact": Family("full pre-activation units (He et al. 2016)", {"ordering": "preact"}),
@@ -57,10 +70,6 @@ VARIANTS = {
     "relu-before-add": Variant("Table 2: ReLU before addition", {"ordering": "relu-before-add"}),
     "relu-preact": Variant("Table 2: ReLU-only pre-activation", {"ordering": "relu-preact"}),
     "1conv": Variant("Table 3: one 3x3 conv per unit (depth 3n+2)", {"branch": "single"}),
-    "single": Variant("Jastrzebski et al.: single representation, downsampling in the stem",
-                      {"downsample": "stem", "projection": "conv"}),
-    "avgpool": Variant("Jastrzebski et al.: average-pooling downsampling between stages",
-                       {"downsample": "avgpool", "projection": "conv"}),
     "shared": Variant("Jastrzebski et al. Fig. 8: top 13 units of each stage share weights",
                       {"shared_blocks": 13, "share_batchnorm": True, "projection": "conv"}),
     "shared-bn": Variant("Jastrzebski et al. Fig. 8: shared convs, unshared BN per step",
@@ -68,12 +77,52 @@ VARIANTS = {
                           "projection": "conv"}),
 }
 
+# Jastrzebski et al. 2018 (papers.md, section 2): pre-activation blocks BN-ReLU-conv-BN-ReLU-conv
+# whose convs have biases, 1x1 projection shortcuts, classifier BN-ReLU-AvgPool(8,8)-Flatten-FC
+# (on 32x32 images: a 1x1 grid after an 8x8 last stage, 4x4 after a 32x32 one).
+JASTRZEBSKI = {"ordering": "preact", "branch": "basic", "projection": "conv", "conv_bias": True,
+               "head_grid": 1}
+
+NETWORKS = {
+    "j18-resnet110": Network(
+        "Jastrzebski et al. 2018: original ResNet-110, 3 stages of 18 blocks at 16/32/64 filters "
+        "(32/16/8 px), 1x1 projection shortcuts at the stage changes",
+        (18, 18, 18), (16, 32, 64), JASTRZEBSKI),
+    "j18-single": Network(
+        "Jastrzebski et al. 2018: single representation, 3x3 conv then 10 blocks, all 100 "
+        "filters at 32x32 (no downsampling); AvgPool(8,8) -> 4x4x100 -> FC",
+        (10,), (100,), {**JASTRZEBSKI, "head_grid": 4}),
+    # The single-representation net 3 times at 150 filters: one stem conv, the 2x2 average
+    # pooling after sets 1 and 2 (32 -> 16 -> 8 px), and after set 3 the classifier's own
+    # AvgPool(8,8) -> 1x1x150 -> FC. Exactly the paper's 12,201,310 parameters (a third 2x2
+    # pooling before a 4x4 classifier pooling would count the same).
+    "j18-avgpool": Network(
+        "Jastrzebski et al. 2018: avg-pooling, 3 sets of 10 blocks at 150 filters with 2x2 "
+        "average pooling between sets (32/16/8 px)",
+        (10, 10, 10), (150, 150, 150), {**JASTRZEBSKI, "downsample": "avgpool"}),
+    # "3 stages of 4 blocks with 160/320/640 filters" after a 16-filter 3x3 conv; stages 2
+    # and 3 open with one more block, strided with a 1x1 projection (4 + 5 + 5 blocks). This
+    # gives the paper's 45,732,842 parameters exactly, with the conventions of the three
+    # other nets; 4 + 4 + 4 blocks (WRN-28-10 with biases) would give 36,507,242.
+    "j18-wrn": Network(
+        "Jastrzebski et al. 2018: wide ResNet, 3 stages of 4 blocks at 160/320/640 filters, "
+        "stages 2 and 3 opened by a strided 1x1-projection block (4 + 5 + 5 blocks)",
+        (4, 5, 5), (160, 320, 640), JASTRZEBSKI, stem_width=16),
+}
+
 PAPER_DEPTHS = {"basic": (20, 32, 44, 56, 110, 1202), "bottleneck": (164, 1001)}
 EXTRA_MODELS = ("resnet38", "wrn16-4", "wrn16-8", "wrn28-10", "wrn40-4")
-# Builder arguments a user may override; units_per_stage and name come from the model name.
+# Builder arguments the model name fixes: units per stage (from the depth), and the structure of
+# the NETWORKS (from their rows; ``blocks`` and ``filters`` resize them).
+FIXED_BY_NAME = ("units_per_stage", "widths", "stem_width", "conv_bias", "head_grid", "name",
+                 "unit_options")
+# Builder arguments a user may override.
 OVERRIDABLE = tuple(p for p in inspect.signature(resnet).parameters
-                    if p not in ("units_per_stage", "name", "unit_options")) + (
+                    if p not in FIXED_BY_NAME) + (
     "shortcut", "projection", "dropout_rate") + SHORTCUT_OPTIONS
+# What a network of NETWORKS takes: its size per stage, and what leaves its structure alone.
+NETWORK_OVERRIDES = ("blocks", "filters", "dropout_rate", "weight_decay", "standardize",
+                     "num_classes", "input_shape")
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -87,8 +136,9 @@ def list_models(pattern: str = "*") -> list[str]:
     names = [f"{base}{depth}" for base in ("resnet", "preact")
              for depth in PAPER_DEPTHS["basic"] + PAPER_DEPTHS["bottleneck"]]
     names += [row.model_name() for row in paper.RESULTS]
-    names += [f"resnet110-{v}" for v in ("single", "avgpool", "shared", "shared-bn")]
+    names += [f"resnet110-{v}" for v in ("shared", "shared-bn")]
     names += EXTRA_MODELS
+    names += list(NETWORKS)
     unique = list(dict.fromkeys(names))
     return [name for name in unique if fnmatch.fnmatchcase(name, pattern)]
 
@@ -102,8 +152,9 @@ def _parse(name: str) -> tuple[str, Family, int, int, str]:
     match = re.fullmatch(r"(resnet|preact|wrn)(\d+)((?:-\d+)?)(?:-(.+))?", name)
     if not match:
         raise ValueError(
-            f"Unknown model {name!r}: names are {{resnet,preact}}{{depth}}[-variant] or "
-            f"wrn{{depth}}-{{widen}}[-variant].{_suggest(name)} See keras_resnets.list_models().")
+            f"Unknown model {name!r}: names are {{resnet,preact}}{{depth}}[-variant], "
+            f"wrn{{depth}}-{{widen}}[-variant] or a paper's network ({', '.join(NETWORKS)})."
+            f"{_suggest(name)} See keras_resnets.list_models().")
     prefix, depth, widen, variant = match.groups()
     family = FAMILIES[prefix]
     if family.widened != bool(widen):
@@ -127,7 +178,7 @@ def _default_projection(branch: str, family: Family) -> str:
     """The shortcut where the shape changes (papers.md, CIFAR architecture): He et al. 2016
     use 1x1 projections for bottleneck nets and follow He et al. 2015's parameter-free
     zero-padding ("option A") for basic-unit nets; wide ResNets project (Zagoruyko &
-    Komodakis), as do Jastrzebski et al.'s networks (their variants say so)."""
+    Komodakis), as do Jastrzebski et al.'s shared variants (their rows say so)."""
     return "conv" if branch == "bottleneck" or family.widened else "pad"
 
 
@@ -147,14 +198,13 @@ def _units_per_stage(name: str, depth: int, branch: str, offset: int) -> int:
 
 def resolve(name: str, **overrides) -> dict:
     """The full builder settings of model ``name`` with ``overrides`` applied (validated)."""
+    if not isinstance(name, str):
+        raise ValueError(f"A model name must be a string such as 'preact20' (see "
+                         f"keras_resnets.list_models()); got {name!r}.")
+    if name in NETWORKS:
+        return _resolve_network(name, NETWORKS[name], overrides)
     prefix, family, depth, widen, variant = _parse(name)
-    unknown = sorted(set(overrides) - set(OVERRIDABLE))
-    if unknown:
-        hints = {k: difflib.get_close_matches(k, OVERRIDABLE, n=1) for k in unknown}
-        raise ValueError(
-            f"{name!r} takes no override {', '.join(unknown)}"
-            + "".join(f" (did you mean {h[0]!r}?)" for h in hints.values() if h)
-            + f"; accepted: {', '.join(OVERRIDABLE)}.")
+    _refuse_unknown(name, overrides, OVERRIDABLE)
     variant_settings = VARIANTS[variant].settings if variant else {}
     if "ordering" in variant_settings and "ordering" in family.settings and prefix != "resnet":
         raise ValueError(
@@ -170,11 +220,48 @@ def resolve(name: str, **overrides) -> dict:
     options = {k: settings.get(k) for k in SHORTCUT_OPTIONS}
     try:
         resolve_shortcut(settings.get("shortcut", "identity"), **options)
-        check_architecture(settings["units_per_stage"], settings.get("downsample", "conv"),
-                           settings.get("shared_blocks", 0))
+        check_architecture(settings["units_per_stage"],
+                           downsample=settings.get("downsample", "conv"),
+                           shared_blocks=settings.get("shared_blocks", 0))
     except ValueError as error:
         raise ValueError(f"{name!r}: {error}") from None
     return settings
+
+
+def _refuse_unknown(name: str, overrides: dict, accepted: tuple) -> None:
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, accepted, n=1) for k in unknown}
+        raise ValueError(
+            f"{name!r} takes no override {', '.join(unknown)}"
+            + "".join(f" (did you mean {h[0]!r}?)" for h in hints.values() if h)
+            + f"; accepted: {', '.join(accepted)}.")
+
+
+def _resolve_network(name: str, network: Network, overrides: dict) -> dict:
+    """A paper's network: its row, with ``blocks`` and ``filters`` per stage overridable."""
+    _refuse_unknown(name, overrides, NETWORK_OVERRIDES)
+    blocks = _per_stage(name, "blocks", overrides.get("blocks", network.blocks), network.blocks)
+    filters = _per_stage(name, "filters", overrides.get("filters", network.filters),
+                         network.filters)
+    rest = {k: v for k, v in overrides.items() if k not in ("blocks", "filters")}
+    return {**network.settings, **rest, "units_per_stage": blocks, "widths": filters,
+            "stem_width": network.stem_width or filters[0]}
+
+
+def _per_stage(name: str, key: str, value, paper_value: tuple) -> tuple[int, ...]:
+    """``value`` as one positive integer per stage; a single integer is every stage's."""
+    def positive(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    values = (value,) * len(paper_value) if positive(value) else value
+    if not isinstance(values, (tuple, list)) or len(values) != len(paper_value) or not all(
+            map(positive, values)):
+        raise ValueError(
+            f"{name!r}: {key} must be a positive integer (for every stage) or "
+            f"{len(paper_value)} positive integers (one per stage; the paper's: {paper_value}); "
+            f"got {value!r}.")
+    return tuple(values)
 
 
 def describe(name: str, **overrides) -> dict:
@@ -185,12 +272,8 @@ def describe(name: str, **overrides) -> dict:
     al. 2015's and He et al. 2016 Table 4's errors for it (with mean and std over runs);
     ``paper_parameters`` is the parameter count the paper prints, where it prints one.
     """
-    prefix, family, depth, _, variant = _parse(name)
     settings = resolve(name, **overrides)
-    description = {"name": name, "family": prefix, "family_summary": family.summary,
-                   "depth": depth, "variant": variant or None,
-                   "variant_summary": VARIANTS[variant].summary if variant else None,
-                   **settings}
+    description = {**_header(name), **settings}
     rows = [] if overrides else paper.results_for(name)
     description["paper_error"] = {row.dataset: row.error for row in rows}
     description["reference_errors"] = [] if overrides else [
@@ -198,6 +281,16 @@ def describe(name: str, **overrides) -> dict:
     counted = paper.PARAMETERS.get(name)
     description["paper_parameters"] = counted.figure if counted and not overrides else None
     return description
+
+
+def _header(name: str) -> dict:
+    """What the name says: a paper's network, or family, depth and variant."""
+    if name in NETWORKS:
+        return {"name": name, "summary": NETWORKS[name].summary}
+    prefix, family, depth, _, variant = _parse(name)
+    return {"name": name, "family": prefix, "family_summary": family.summary, "depth": depth,
+            "variant": variant or None,
+            "variant_summary": VARIANTS[variant].summary if variant else None}
 
 
 def build(name: str, num_classes: int = 10, input_shape=(32, 32, 3), weights=None,

@@ -116,12 +116,14 @@ class ResidualUnit(layers.Layer):
             activation once, before the split, so both paths see it. He et al. do this for the
             first unit after the stem (Sec. 4.1) and, in their code, for projection units.
         weight_decay: SGD weight decay on this unit's conv kernels (as an L2 penalty).
+        conv_bias: the branch and projection convs have biases (initialised to 0), as in
+            Jastrzebski et al. 2018; He et al.'s convs have none (BN follows or precedes them).
     """
 
     def __init__(self, filters, strides=1, branch="basic", ordering="post", shortcut="identity",
                  projection="conv", shortcut_scale=None, branch_scale=None, gate_bias=None,
                  shortcut_dropout=None, dropout_rate=0.0, preactivate_shortcut=False,
-                 weight_decay=0.0, **kwargs):
+                 weight_decay=0.0, conv_bias=False, **kwargs):
         super().__init__(**kwargs)
         if int(filters) != filters or filters < 1 or int(strides) != strides or strides < 1:
             raise ValueError(
@@ -136,6 +138,7 @@ class ResidualUnit(layers.Layer):
         self.gate_bias, self.shortcut_dropout = gate_bias, shortcut_dropout
         self.dropout_rate, self.weight_decay = float(dropout_rate), float(weight_decay)
         self.preactivate_shortcut = bool(preactivate_shortcut)
+        self.conv_bias = bool(conv_bias)
         if projection not in PROJECTIONS:
             raise ValueError(
                 f"Unknown projection {projection!r}; accepted: {', '.join(PROJECTIONS)}.")
@@ -208,7 +211,7 @@ class ResidualUnit(layers.Layer):
     def _conv(self, shape: ConvShape, borrowed, **overrides):
         if borrowed is not None:
             return next(borrowed)
-        options = dict(padding="same", use_bias=False, kernel_initializer=he_normal(),
+        options = dict(padding="same", use_bias=self.conv_bias, kernel_initializer=he_normal(),
                        kernel_regularizer=kernel_regularizer(self.weight_decay))
         options.update(overrides)
         return layers.Conv2D(shape.filters, shape.kernel_size, strides=shape.strides, **options)
@@ -242,5 +245,6 @@ class ResidualUnit(layers.Layer):
             shortcut_scale=self.shortcut_scale,
             branch_scale=self.branch_scale, gate_bias=self.gate_bias,
             shortcut_dropout=self.shortcut_dropout, dropout_rate=self.dropout_rate,
-            preactivate_shortcut=self.preactivate_shortcut, weight_decay=self.weight_decay)
+            preactivate_shortcut=self.preactivate_shortcut, weight_decay=self.weight_decay,
+            conv_bias=self.conv_bias)
         return config

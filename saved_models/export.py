@@ -7,7 +7,16 @@ Its ``serving_default`` signature takes raw ``uint8`` images ``(None, H, W, C)``
 ``images``, standardises them per channel with the training data's mean and std (the papers'
 preprocessing, papers.md "Training recipe"), and returns the class probabilities (softmax of the
 zoo model's logits) under ``probabilities``. The graph needs neither Keras nor ``keras_resnets``
-to run. ``assets.extra/export.json`` records where the model and its statistics came from.
+to run. Images of any other shape than the model's input are refused (``InvalidArgumentError``
+naming the expected shape): the graph would otherwise broadcast one channel to three and pool any
+size, returning confident nonsense. ``assets.extra/export.json`` records where the model and its
+statistics came from.
+
+``--overwrite`` keeps the old version until the new one is complete: the new one is written to a
+hidden sibling, the old one renamed aside to ``.old-VERSION``, the new one renamed in, the old one
+deleted. A run killed between the two renames leaves only ``.old-VERSION``; the next run puts it
+back (and says so) before anything else. Exit codes: 0 exported, 2 bad input (one ``error:``
+line), 1 the writing failed (the old version is kept).
 
 Statistics, first found wins: ``--mean``/``--std``; the run folder's ``normalization.json`` (or
 ``mean``/``std`` in its ``metrics.json``); recomputed from its ``config.json`` by the trainer's
@@ -19,6 +28,8 @@ import argparse
 import json
 import shutil
 import sys
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +59,16 @@ class Normalization:
 
 
 def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse a version folder TF Serving would not load, or one that already holds a model."""
+    """Refuse a version folder TF Serving would not load, or one that already holds a model.
+
+    An ``--overwrite`` killed mid-swap is finished first (``recover``), so the check sees the
+    version TF Serving would serve.
+    """
     if not out.name.isdigit():
         raise ValueError(
             f"--out must end in a numeric version folder (TF Serving loads NAME/VERSION with "
             f"VERSION an integer, e.g. saved_models/preact110/1); got {str(out)!r}.")
+    recover(out)
     if out.exists() and not overwrite:
         raise ValueError(f"{out} already exists; pass --overwrite to replace it or pick a new "
                          f"version number.")
@@ -76,12 +92,30 @@ def locate(source: Path) -> tuple[Path, Path | None]:
     return model_path, run_dir if (run_dir / "config.json").is_file() else None
 
 
+def archive_error(path: Path) -> str | None:
+    """Why ``path`` is not a whole zip archive (a ``.keras`` file is one), or ``None``.
+
+    Keras reports a truncated or garbled file as "File not found"; reading every member here
+    (``testzip`` checks their CRCs) names the real fault.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        return f"{type(error).__name__}: {error}"
+    return None if damaged is None else f"member {damaged} fails its CRC check"
+
+
 def load_zoo_model(path: Path):
     """Load a ``.keras`` file saved from a ``keras_resnets`` model mapping images to logits."""
     import keras
 
     from keras_resnets import ResidualUnit, SharedResidualStack  # registers the zoo's layers
 
+    problem = archive_error(path)
+    if problem is not None:
+        raise ValueError(f"{path} is a corrupt or unreadable .keras file ({problem}); save or "
+                         f"copy it again.")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for foreign or broken files.
@@ -136,17 +170,63 @@ def serving_archive(model, normalization: Normalization):
 
     mean = tf.constant(normalization.mean, tf.float32)
     std = tf.constant(normalization.std, tf.float32)
+    shape = (None, *model.input_shape[1:])
 
     def serve(images):
+        # The signature's shape is only advertised: neither a loaded signature nor TF Serving
+        # enforces it, and the graph would accept any H, W and a single channel.
+        images = tf.ensure_shape(images, shape)
         logits = model((tf.cast(images, tf.float32) - mean) / std, training=False)
         return {OUTPUT_KEY: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "serving_default", serve,
-        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8, INPUT_KEY)])
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec(shape, tf.uint8, INPUT_KEY)])
     return archive
+
+
+def backup_of(out: Path) -> Path:
+    """Where ``--overwrite`` sets the old version aside: a sibling TF Serving ignores."""
+    return out.parent / f".old-{out.name}"
+
+
+def swap_hook(step: str) -> None:
+    """Called before each step of ``install``: the seam where tests simulate a kill."""
+
+
+def install(staging: Path, out: Path) -> None:
+    """Put the complete ``staging`` at ``out``, deleting the old version only once it is replaced.
+
+    Two folders cannot be swapped in one portable call, so the old one is renamed aside first;
+    a failed move puts it back at once, a kill between the two renames leaves it at
+    ``backup_of(out)`` for the next run's ``recover``.
+    """
+    backup = backup_of(out)
+    if out.exists():
+        swap_hook("set old aside")
+        out.rename(backup)
+    try:
+        swap_hook("move new in")
+        staging.rename(out)
+    except OSError:
+        recover(out)
+        raise
+    swap_hook("delete old")
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def recover(out: Path) -> None:
+    """Finish a killed ``install``: put the old version back if the new one never arrived, else
+    delete the old one it did not get to delete."""
+    backup = backup_of(out)
+    if not backup.exists():
+        return
+    if out.exists():
+        shutil.rmtree(backup)
+    else:
+        backup.rename(out)
+        print(f"Restored {out} from {backup}, set aside by an interrupted --overwrite.")
 
 
 def export(source, out, mean=None, std=None, overwrite: bool = False,
@@ -154,7 +234,8 @@ def export(source, out, mean=None, std=None, overwrite: bool = False,
     """Write the SavedModel of ``source`` (run folder or ``.keras`` file) to ``out``.
 
     ``out`` is ``.../NAME/VERSION``. The model is written next to it first and moved into place
-    at the end, so TF Serving, which watches ``NAME/``, never sees a half-written version.
+    at the end (``install``), so TF Serving, which watches ``NAME/``, never sees a half-written
+    version and an old one stays until the new one replaces it.
     Returns the manifest also written to ``out/assets.extra/export.json``.
     """
     source, out = Path(source), Path(out)
@@ -177,9 +258,7 @@ def export(source, out, mean=None, std=None, overwrite: bool = False,
                 "normalization_source": chosen.source}
     (staging / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    install(staging, out)
     return manifest
 
 
@@ -195,17 +274,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
+    """CLI: 0 when exported, 2 for bad input, 1 when writing failed (one line, no traceback)."""
     args = parse_args(argv)
     try:
         manifest = export(args.source, args.out, args.mean, args.std, args.overwrite)
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: writing {args.out} failed ({error}); an existing version there is kept.",
+              file=sys.stderr)
+        return 1
     print(f"Exported {manifest['model']} to {args.out}: signature serving_default, "
           f"{INPUT_KEY} uint8 {manifest['input_shape']} -> {OUTPUT_KEY} "
           f"({manifest['num_classes']} classes).\nNormalisation: mean {manifest['mean']}, "
           f"std {manifest['std']} ({manifest['normalization_source']}).")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -152,16 +152,33 @@ def test_output_folder_refuses_other_settings(stub_sweep):
     with pytest.raises(ValueError, match="other settings.*epochs"):
         run_ablation(config(tmp_path, epochs=2), StubTrainer())
 
-
+@pytest.mark.slow
 def test_one_real_tiny_run_end_to_end(tmp_path):
     """The real trainer on synthetic data, through the command line."""
     out = tmp_path / "real"
-    ablate.main(["--table", "1", "--rows", "1", "--depth", "8", "--epochs", "1",
+    assert ablate.main(["--table", "1", "--rows", "1", "--depth", "8", "--epochs", "1",
                  "--dataset", "synthetic", "--train-size", "64", "--test-size", "32",
-                 "--batch-size", "32", "--strategy", "default", "--out", str(out)])
+                 "--batch-size", "32", "--strategy", "default", "--out", str(out)]) == 0
     metrics = json.loads((out / "runs" / "resnet8-seed0" / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and (out / "runs" / "resnet8-seed0" / "final.keras").is_file()
     saved = pd.read_csv(out / "results.csv")
     assert saved["error_median"][0] == pytest.approx(metrics["test_error"])
     assert saved["outcome"][0] == "finished" and saved["paper_error"][0] == "6.61"
     assert (saved["outcome"][1:] == "pending").all()
+
+
+def test_cli_exits_2_on_bad_settings(tmp_path, capsys):
+    assert ablate.main(["--table", "2", "--depth", "21", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Table 2 row 1") and "Traceback" not in err
+
+
+def test_a_shared_runs_folder_refuses_a_run_of_another_recipe(tmp_path):
+    config = AblationConfig(table=2, depth=8, epochs=1, dataset="synthetic",
+                            out=str(tmp_path / "t2"), runs=str(tmp_path / "runs"))
+    row = select_rows(config)[0]
+    run = ablate.train_config(config, row, seed=0)
+    Path(run.out).mkdir(parents=True)
+    ablate.TrainConfig(**{**run.__dict__, "epochs": 5}).save(Path(run.out) / "config.json")
+    with pytest.raises(ValueError, match="holds a run with other settings.*'epochs': \\(5, 1\\)"):
+        ablate.run_status(run)

@@ -21,7 +21,7 @@ def setup():
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model, data
 
-
+@pytest.mark.slow
 def test_records_every_epoch_of_a_fit_and_resumes_without_duplicates(setup, tmp_path):
     model, data = setup
     callback = IterativeInferenceCallback(batches=data.take(1), every=1, out_dir=tmp_path)
@@ -46,3 +46,32 @@ def test_records_every_epoch_of_a_fit_and_resumes_without_duplicates(setup, tmp_
 def test_every_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="every must be a positive"):
         IterativeInferenceCallback(batches=None, every=0, out_dir=tmp_path)
+
+
+def test_records_train_and_test_batches_per_epoch(setup, tmp_path):
+    """Jastrzebski et al. report cosine and l2 ratio on both splits (Figs. 2-4)."""
+    model, data = setup
+    batches = {"train": data.take(1), "test": data.skip(1).take(1)}
+    callback = IterativeInferenceCallback(batches=batches, every=1, out_dir=tmp_path)
+    model.fit(data, epochs=1, verbose=0, callbacks=[callback], shuffle=False)
+    table = pd.read_csv(tmp_path / "iterative_inference.csv")
+    assert table.groupby(["epoch", "split"], sort=False)["block"].apply(list).to_dict() == {
+        (0, "train"): [0, 1, 2], (0, "test"): [0, 1, 2],
+        (1, "train"): [0, 1, 2], (1, "test"): [0, 1, 2]}
+    train, test = (table[table["split"] == split]["cosine"].to_numpy() for split in batches)
+    assert (train != test).all()  # other images, other numbers
+    with pytest.raises(ValueError, match="at least one split"):
+        IterativeInferenceCallback(batches={}, every=1, out_dir=tmp_path)
+
+
+def test_a_file_from_before_splits_were_recorded_is_read_as_test(setup, tmp_path):
+    model, data = setup
+    pd.DataFrame({"epoch": [0, 0, 0], "block": [0, 1, 2], "stage": [1, 2, 3],
+                  "cosine": [0.1, 0.2, 0.3], "l2_ratio": [1.0, 1.0, 1.0]}).to_csv(
+        tmp_path / "iterative_inference.csv", index=False)
+    callback = IterativeInferenceCallback(batches=data.take(1), every=1, out_dir=tmp_path)
+    model.fit(data, epochs=1, verbose=0, callbacks=[callback], shuffle=False)
+    table = pd.read_csv(tmp_path / "iterative_inference.csv")
+    assert list(table.columns) == list(COLUMNS) and set(table["split"]) == {"test"}
+    assert table["epoch"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert table["cosine"].tolist()[:3] == [0.1, 0.2, 0.3]  # kept, not measured again

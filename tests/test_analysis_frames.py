@@ -1,15 +1,21 @@
-"""analysis.frames: every measure on every unit family, the frames' columns, strategies."""
+"""analysis.frames: every measure on every unit family, the frames' columns, strategies,
+several splits in one analysis, and bad settings refused before any data is read."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras_resnets
-from analysis.frames import (BLOCK_COLUMNS, MEASURE_COLUMNS, MEASURES, UNROLL_COLUMNS, analyze,
-                             parse_measures)
+from analysis.borderline import GROUPS
+from analysis.frames import (BLOCK_COLUMNS, BORDERLINE_COLUMNS, MEASURE_COLUMNS, MEASURES,
+                             UNROLL_COLUMNS, analyze, parse_measures)
+
+pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
+
 
 SHAPE = (8, 8, 3)
 STEPS = 2  # unrolling steps: enough to check the frame, cheap to trace
+ALPHAS = (1.0, 0.5)
 FAMILIES = {  # name: (model, overrides)
     "post": ("resnet14", {}),
     "bottleneck": ("preact20", {"branch": "bottleneck"}),
@@ -17,6 +23,8 @@ FAMILIES = {  # name: (model, overrides)
     "wide": ("wrn16-2", {}),
     "shared": ("resnet20-shared", {"shared_blocks": 2}),
     "shared-bn": ("resnet20-shared-bn", {"shared_blocks": 2}),
+    "single-representation": ("j18-single", {"blocks": 2, "filters": 8}),
+    "avg-pooling": ("j18-avgpool", {"blocks": 2, "filters": 8}),
 }
 
 
@@ -30,7 +38,7 @@ def dataset(n=8, batch_size=8):
 def family(request):
     name, overrides = FAMILIES[request.param]
     model = keras_resnets.build(name, input_shape=SHAPE, **overrides)
-    return model, analyze(model, dataset(), steps=STEPS, progress=False)
+    return model, analyze(model, dataset(), steps=STEPS, alphas=ALPHAS, progress=False)
 
 
 def test_every_measure_on_every_family(family):
@@ -54,11 +62,29 @@ def test_unroll_frame_on_every_family(family):
     model, result = family
     unroll = result.unroll
     assert list(unroll.columns) == list(UNROLL_COLUMNS)
-    assert len(unroll) == 2 * (STEPS + 1)
+    assert len(unroll) == len(ALPHAS) * len(GROUPS) * (STEPS + 1)
     assert sorted(unroll["alpha"].unique()) == [0.5, 1.0]
-    first = unroll[unroll["step"] == 0]  # k = 0 is the model itself
+    everything = unroll[unroll["group"] == "all"]
+    first = everything[everything["step"] == 0]  # k = 0 is the model itself
     np.testing.assert_allclose(first["loss"], result.summary["loss"], rtol=1e-5)
-    assert unroll["entropy"].between(0, np.log(10) + 1e-6).all()
+    assert everything["entropy"].between(0, np.log(10) + 1e-6).all()
+    assert everything["cosine"].between(-1, 1).all() and everything["l2_ratio"].gt(0).all()
+
+
+def test_borderline_frame_on_every_family(family):
+    """The head after each of the last blocks it can read (at most the paper's 5)."""
+    model, result = family
+    frame, blocks = result.borderline, len(keras_resnets.ResidualChain(model))
+    last = frame["block"].nunique()
+    assert list(frame.columns) == list(BORDERLINE_COLUMNS)
+    assert 1 <= last <= 5 and len(frame) == len(GROUPS) * last
+    assert sorted(frame["block"].unique()) == list(range(blocks - last, blocks))
+    everything = frame[frame["group"] == "all"]
+    assert everything["examples"].eq(8).all()
+    readable = result.blocks.dropna(subset=["intermediate_loss"])  # the head reads them too
+    np.testing.assert_allclose(everything["loss"], readable["intermediate_loss"].iloc[-last:],
+                               rtol=1e-5)
+    assert everything["loss"].iloc[-1] == pytest.approx(result.summary["loss"], rel=1e-5)
 
 
 def test_batches_and_strategies_give_the_same_numbers():
@@ -95,6 +121,41 @@ def test_bad_measures_are_refused_before_any_work():
     with pytest.raises(ValueError, match=r"alphas must be in \(0, 1\]"):
         analyze(keras_resnets.build("resnet14", input_shape=SHAPE), dataset(), "unroll",
                 alphas=(0.0,))
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"measures": "borderline,entropy"}, "Unknown measures"),
+    ({"measures": "borderline", "last_blocks": 3}, "has 2 block.*accepted: 1 to 2"),
+    ({"measures": "borderline", "last_blocks": 0}, "positive integer"),
+    ({"measures": "unroll", "alphas": (0.5, 0.5)}, "alphas must be distinct"),
+    ({"measures": "unroll", "alphas": (float("nan"),)}, r"alphas must be in \(0, 1\]"),
+    ({"measures": "unroll", "alphas": (2.0,)}, r"alphas must be in \(0, 1\]"),
+    ({"measures": "unroll", "updates": ("scaled", "adam")}, "accepted: one or more of scaled"),
+    ({"measures": "unroll", "steps": -1}, "non-negative integer"),
+])
+def test_bad_settings_are_refused_before_any_data_is_read(settings, message):
+    """``data=None``: reading it would fail, so the error comes from the checks alone."""
+    model = keras_resnets.build("resnet14", input_shape=SHAPE)  # 2 blocks in the last stage
+    with pytest.raises(ValueError, match=message):
+        analyze(model, None, progress=False, **settings)
+
+
+def test_several_splits_in_one_analysis_are_each_splits_own_numbers():
+    model = keras_resnets.build("preact14", input_shape=SHAPE)
+    train, test = dataset(n=8), dataset(n=6, batch_size=3)
+    measures, options = "cosine,l2,borderline,unroll", {"steps": 1, "alphas": (1.0,)}
+    both = analyze(model, {"train": train, "test": test}, measures, progress=False, **options)
+    assert both.summary["splits"]["train"]["examples"] == 8
+    assert both.summary["splits"]["test"]["examples"] == 6
+    for name in ("blocks", "borderline", "unroll"):
+        assert list(getattr(both, name)["split"].unique()) == ["train", "test"]
+    alone = analyze(model, test, measures, progress=False, **options)
+    mine = both.blocks[both.blocks["split"] == "test"].drop(columns="split")
+    np.testing.assert_allclose(mine[["cosine", "l2_ratio"]], alone.blocks[["cosine", "l2_ratio"]],
+                               rtol=1e-5)
+    assert both.summary["splits"]["test"]["loss"] == pytest.approx(alone.summary["loss"])
+    with pytest.raises(ValueError, match="No split to measure"):
+        analyze(model, {}, "l2")
 
 
 TWO_REPLICAS = """

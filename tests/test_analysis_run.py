@@ -7,7 +7,10 @@ import pytest
 
 import keras_resnets
 from analysis.run import main
+from analysis.unroll import DEFAULT_ALPHAS
 from trainers.config import TrainConfig
+
+pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +29,17 @@ def test_writes_tables_figures_and_report(run_dir, capsys):
     assert main([str(run_dir), "--limit", "6", "--batch-size", "6", "--steps", "2"]) == 0
     blocks = pd.read_csv(out / "blocks.csv")
     assert len(blocks) == 6 and {"cosine", "drop_accuracy", "l2_ratio"} <= set(blocks.columns)
-    assert len(pd.read_csv(out / "unroll.csv")) == 2 * 3
+    unroll = pd.read_csv(out / "unroll.csv")
+    assert len(unroll) == len(DEFAULT_ALPHAS) * 3 * 3  # alphas x groups x steps 0..2
+    borderline = pd.read_csv(out / "borderline.csv")
+    assert list(borderline["block"].unique()) == [4, 5]  # preact14: the head reads 2 blocks
+    assert set(blocks["split"]) == set(unroll["split"]) == {"test"}
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["examples"] == 6 and summary["dataset"] == "synthetic"
+    assert summary["splits"]["test"]["examples"] == 6 and summary["dataset"] == "synthetic"
     assert json.loads((out / "analysis_config.json").read_text())["limit"] == 6
     report = (out / "report.md").read_text()
     for figure in ("fig3_cosine.png", "fig4_drop.png", "fig5_l2_ratio.png",
-                   "fig6_intermediate.png", "fig7_unroll.png"):
+                   "fig6_intermediate.png", "fig6_borderline.png", "fig7_unroll.png"):
         assert (out / figure).stat().st_size > 0 and f"]({figure})" in report
     assert "| block | stage | index_in_stage |" in report
     assert "Results in" in capsys.readouterr().out
@@ -43,6 +50,9 @@ def test_writes_tables_figures_and_report(run_dir, capsys):
     (["{run}", "--measures", "cosine,entropy"], "Unknown measures"),
     (["{run}", "--limit", "0"], "must be positive"),
     (["{run}", "--alphas", "1.5"], "alphas must be in"),
+    (["{run}", "--alphas", "0.5", "0.5"], "alphas must be distinct"),
+    (["{run}", "--last-blocks", "0"], "must be positive"),
+    (["{run}", "--out", "{run}/config.json"], "is a file, not a folder"),  # before measuring
 ])
 def test_bad_input_is_a_clear_error(run_dir, tmp_path, capsys, argv, message):
     argv = [a.format(missing=tmp_path / "nothing", run=run_dir) for a in argv]
@@ -50,9 +60,42 @@ def test_bad_input_is_a_clear_error(run_dir, tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_unrolling_a_model_that_cannot_unroll_is_refused_before_reading_data(tmp_path, capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["--measures", "unroll"], "last block changes the shape"),
+    (["--measures", "borderline", "--last-blocks", "2"], "accepted: 1 to 1"),
+])
+def test_a_model_without_the_blocks_asked_for_is_refused_before_reading_data(
+        tmp_path, capsys, argv, message):
     TrainConfig(model="resnet8", dataset="no-such-dataset", out=str(tmp_path)).save(
         tmp_path / "config.json")
     keras_resnets.build("resnet8").save(tmp_path / "final.keras")
-    assert main([str(tmp_path), "--measures", "unroll"]) == 2
-    assert "last block changes the shape" in capsys.readouterr().err
+    assert main([str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_both_splits_in_one_analysis(run_dir, tmp_path):
+    out = tmp_path / "both"
+    assert main([str(run_dir), "--split", "both", "--limit", "4", "--batch-size", "4",
+                 "--measures", "cosine,l2,borderline,unroll", "--steps", "1", "--alphas", "1",
+                 "0.1", "--updates", "scaled", "norm", "--out", str(out)]) == 0
+    blocks = pd.read_csv(out / "blocks.csv")
+    assert list(blocks["split"].unique()) == ["train", "test"] and len(blocks) == 2 * 6
+    unroll = pd.read_csv(out / "unroll.csv")
+    assert len(unroll) == 2 * 2 * 2 * 3 * 2  # splits x updates x alphas x groups x steps
+    assert set(pd.read_csv(out / "borderline.csv")["split"]) == {"train", "test"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert {split: scores["examples"] for split, scores in summary["splits"].items()} == {
+        "train": 4, "test": 4}
+    assert "- train: examples 4" in (out / "report.md").read_text()
+
+
+def test_a_rerun_with_fewer_measures_leaves_no_stale_results(run_dir, tmp_path):
+    out = tmp_path / "analysis"
+    common = [str(run_dir), "--limit", "4", "--batch-size", "4", "--out", str(out)]
+    assert main(common + ["--measures", "cosine,unroll", "--steps", "1"]) == 0
+    assert (out / "unroll.csv").is_file() and (out / "fig7_unroll.png").is_file()
+    (out / "notes.txt").write_text("mine")  # not the analysis' own: kept
+    assert main(common + ["--measures", "l2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "analysis_config.json", "blocks.csv", "fig5_l2_ratio.png", "notes.txt", "report.md",
+        "summary.json"]

@@ -10,7 +10,7 @@ import trainers.train
 from analysis import sharing
 from analysis.sharing import SharingConfig, matching_baseline
 
-
+@pytest.mark.slow
 def test_the_baseline_matches_the_shared_parameter_count():
     assert matching_baseline(110, 13) == "resnet38"  # the paper's pairing
     assert matching_baseline(20, 2) == "resnet14"

@@ -9,6 +9,8 @@ import pytest
 import keras_resnets
 from trainers import array_fit
 
+pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
+
 
 def write_cifar(folder, train=64, test=32):
     batches = folder / "cifar-10-batches-py"

@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import keras_resnets
 
 PACKAGE = Path(keras_resnets.__file__).parent
 MODELS = {"preact11": {}, "resnet8-gate-exclusive": {"gate_bias": -2.0},
-          "resnet20-shared-bn": {"shared_blocks": 2}, "wrn10-2": {}, "resnet8-avgpool": {}}
+          "resnet20-shared-bn": {"shared_blocks": 2}, "wrn10-2": {},
+          "j18-avgpool": {"blocks": 1, "filters": 8}}
 
 JAX_SCRIPT = """
 import json, sys
@@ -40,6 +42,7 @@ def test_package_never_imports_tensorflow():
             assert not any(n.split(".")[0] in ("tensorflow", "tf") for n in names), path
 
 
+@pytest.mark.slow
 def test_tensorflow_saved_models_run_the_same_on_jax(tmp_path):
     rng = np.random.default_rng(3)
     images = rng.normal(size=(2, 16, 16, 3)).astype("float32")

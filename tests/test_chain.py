@@ -9,10 +9,14 @@ from keras_resnets import ResidualChain
 IMAGES = np.random.default_rng(1).normal(size=(3, 16, 16, 3)).astype("float32")
 
 
-@pytest.fixture(scope="module", params=["resnet8", "preact11", "resnet14-avgpool",
-                                        "resnet8-single", "resnet8-gate-shortcut"])
+SMALL = {"blocks": 2, "filters": 8}  # Jastrzebski et al.'s networks, reduced
+MODELS = {"resnet8": {}, "preact11": {}, "resnet14": {"downsample": "avgpool"},
+          "j18-single": SMALL, "j18-avgpool": SMALL, "resnet8-gate-shortcut": {}}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
 def model(request):
-    return keras_resnets.build(request.param, input_shape=(16, 16, 3))
+    return keras_resnets.build(request.param, input_shape=(16, 16, 3), **MODELS[request.param])
 
 
 def test_forward_equals_the_model(model):
@@ -41,10 +45,19 @@ def test_dropping_a_block_merges_a_zero_branch(model):
 
 
 def test_stages_and_transitions_are_recorded():
-    chain = ResidualChain(keras_resnets.build("resnet14-avgpool", input_shape=(16, 16, 3)))
+    chain = ResidualChain(keras_resnets.build("resnet14", input_shape=(16, 16, 3),
+                                              downsample="avgpool"))
     assert [b.stage for b in chain.blocks] == [1, 1, 2, 2, 3, 3]
     assert [len(b.before) for b in chain.blocks] == [3, 0, 1, 0, 1, 0]  # stem, pooling
     assert [layer.name for layer in chain.head_layers] == ["pool", "logits"]
+
+
+def test_stages_and_classifier_of_jastrzebski_avgpool_net():
+    chain = ResidualChain(keras_resnets.build("j18-avgpool", input_shape=(16, 16, 3), **SMALL))
+    assert [b.stage for b in chain.blocks] == [1, 1, 2, 2, 3, 3]
+    assert [len(b.before) for b in chain.blocks] == [1, 0, 1, 0, 1, 0]  # stem conv, pooling
+    assert [layer.name for layer in chain.head_layers] == [
+        "final_bn", "final_relu", "pool", "flatten", "logits"]
 
 
 def test_a_model_without_units_is_refused():

@@ -35,11 +35,12 @@ def test_unknown_recipe_strategy_and_bad_values_are_rejected():
         TrainConfig.for_recipe("goyal")
     with pytest.raises(ValueError, match="Unknown strategy 'tpu'.*mirrored"):
         TrainConfig(strategy="tpu")
-    with pytest.raises(ValueError, match="positive.*batch_size"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="lr_drops"):
         TrainConfig(lr_drops=(0.75, 0.5))
-    assert set(RECIPES) == {"he2016"}
+    assert set(RECIPES) == {"he2016", "jastrzebski2018-resnet", "jastrzebski2018-single",
+                            "jastrzebski2018-avgpool", "jastrzebski2018-wrn"}
 
 
 def test_warmup_for_every_depth_as_a_fraction_of_training_unless_given():

@@ -16,6 +16,8 @@ import tensorflow as tf
 from ports import free_ports
 from trainers.strategy import is_chief, make_strategy
 
+pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
+
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
 

@@ -1,6 +1,8 @@
 """SavedModel export: TF Serving layout, uint8 in, probabilities out, same predictions as Keras."""
 
+import errno
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -9,10 +11,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_resnets
-from saved_models.export import CIFAR10_MEAN, export, main
+from saved_models import export as export_module
+from saved_models.export import CIFAR10_MEAN, export, main, recover
 from trainers.config import TrainConfig
+
+pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
 
 SHAPE = (16, 16, 3)
 MEAN, STD = (120.0, 110.0, 100.0), (60.0, 50.0, 70.0)
@@ -167,10 +173,117 @@ def test_foreign_or_broken_keras_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not a keras_resnets zoo model"):
         export(tmp_path / "dense.keras", tmp_path / "out" / "1", mean=MEAN, std=STD)
     (tmp_path / "broken.keras").write_bytes(b"not a zip archive")
-    with pytest.raises(ValueError, match="not a loadable .keras model"):
+    with pytest.raises(ValueError, match="corrupt or unreadable"):
         export(tmp_path / "broken.keras", tmp_path / "out" / "1", mean=MEAN, std=STD)
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="error: .*does not exist"):
-        main([str(tmp_path / "missing.keras"), "--out", str(tmp_path / "m" / "1")])
+    assert main([str(tmp_path / "missing.keras"), "--out", str(tmp_path / "m" / "1")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "does not exist" in error
+    assert error.count("\n") == 1 and "Traceback" not in error
+
+
+def test_serving_refuses_images_of_another_shape(exported):
+    """The signature advertises (-1, 16, 16, 3); other shapes must fail, not broadcast."""
+    root, _ = exported
+    serve = tf.saved_model.load(str(root / "serving" / "preact8" / "1")).signatures[
+        "serving_default"]
+    probabilities = serve(images=tf.zeros((2, *SHAPE), tf.uint8))["probabilities"]
+    assert probabilities.shape == (2, 10)
+    for shape in [(2, 28, 28, 1), (2, 16, 16, 1), (2, 32, 32, 3), (2, 8, 8, 3), SHAPE,
+                  (1, 2, *SHAPE)]:
+        with pytest.raises((ValueError, tf.errors.InvalidArgumentError),
+                           match=r"expected shape \[\?,16,16,3\]"):
+            serve(images=tf.zeros(shape, tf.uint8))
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "flipped bytes"])
+def test_corrupt_model_file_is_bad_input(exported, tmp_path, capsys, damage):
+    """A damaged final.keras is named as such (Keras says "File not found"): exit 2, one line."""
+    root, _ = exported
+    whole = (root / "gated.keras").read_bytes()
+    broken = {"random bytes": np.random.default_rng(2).bytes(len(whole)),
+              "truncated": whole[:len(whole) // 2],
+              "flipped bytes": whole[:len(whole) // 2] + bytes(64) + whole[len(whole) // 2 + 64:]}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "final.keras").write_bytes(broken[damage])
+    code = main([str(run), "--out", str(tmp_path / "m" / "1"), "--mean", *map(str, MEAN),
+                 "--std", *map(str, STD)])
+    error = capsys.readouterr().err
+    assert code == 2, error
+    assert error.startswith(f"error: {run / 'final.keras'} is a corrupt or unreadable .keras "
+                            f"file (") and error.count("\n") == 1
+    assert "File not found" not in error and "Traceback" not in error
+    assert not (tmp_path / "m" / "1").exists()
+
+
+class Killed(BaseException):
+    """A kill: no ``except Exception`` or ``except OSError`` on the way runs."""
+
+
+def served_model(version: Path) -> str:
+    """The ``.keras`` file behind the complete SavedModel at ``version`` (fails if incomplete)."""
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    return json.loads((version / "assets.extra" / "export.json").read_text())["source"]
+
+
+def crash_at(monkeypatch, step, error):
+    """Make ``install`` raise ``error`` just before ``step``."""
+    def hook(current):
+        if current == step:
+            raise error
+    monkeypatch.setattr(export_module, "swap_hook", hook)
+
+
+@pytest.fixture
+def old_version(exported, tmp_path):
+    """A served version 1 (the preact8 export) that an --overwrite with gated.keras replaces."""
+    root, _ = exported
+    out = tmp_path / "serving" / "m" / "1"
+    shutil.copytree(root / "serving" / "preact8" / "1", out)
+    return root, out, served_model(out)
+
+
+@pytest.mark.parametrize("step", ["set old aside", "move new in", "delete old"])
+def test_killed_overwrite_keeps_a_complete_version(old_version, monkeypatch, step):
+    """Killed at any step of the swap, version 1 is old or new and whole once recovered; only
+    between the two renames is it briefly away, at .old-1, and recovery puts it back."""
+    root, out, old = old_version
+    crash_at(monkeypatch, step, Killed())
+    with pytest.raises(Killed):
+        export(root / "gated.keras", out, mean=MEAN, std=STD, overwrite=True)
+    new = str(root / "gated.keras")
+    if step == "move new in":
+        assert not out.exists() and served_model(out.parent / ".old-1") == old
+    else:
+        assert served_model(out) == (old if step == "set old aside" else new)
+    recover(out)
+    assert served_model(out) == (new if step == "delete old" else old)
+    assert not (out.parent / ".old-1").exists()
+
+
+def test_next_run_restores_the_version_a_kill_set_aside(old_version, monkeypatch, capsys):
+    root, out, old = old_version
+    crash_at(monkeypatch, "move new in", Killed())
+    with pytest.raises(Killed):
+        export(root / "gated.keras", out, mean=MEAN, std=STD, overwrite=True)
+    assert main([str(root / "gated.keras"), "--out", str(out)]) == 2  # exists: no --overwrite
+    captured = capsys.readouterr()
+    assert f"Restored {out}" in captured.out and "already exists" in captured.err
+    assert served_model(out) == old
+    monkeypatch.undo()
+    assert main([str(root / "gated.keras"), "--out", str(out), "--overwrite"]) == 0
+    assert served_model(out) == str(root / "gated.keras")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["1"], "leftovers beside version 1"
+
+
+@pytest.mark.parametrize("step", ["set old aside", "move new in"])
+def test_failed_write_exits_1_and_keeps_the_old_version(old_version, monkeypatch, capsys, step):
+    root, out, old = old_version
+    crash_at(monkeypatch, step, OSError(errno.ENOSPC, "No space left on device"))
+    assert main([str(root / "gated.keras"), "--out", str(out), "--overwrite"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: writing {out} failed") and error.count("\n") == 1
+    assert served_model(out) == old and not (out.parent / ".old-1").exists()

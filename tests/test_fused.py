@@ -58,7 +58,7 @@ def test_kernel_declines_what_it_cannot_do():
     with BatchNormalization.kernel(lambda *_: pytest.fail("used for a synchronized layer")):
         synchronized(tf.ones((2, 3, 3, 2)), training=True)
 
-
+@pytest.mark.slow
 def test_model_trained_with_the_kernel_saves_and_loads_as_before(tmp_path):
     model = keras_resnets.build("preact8", input_shape=(8, 8, 3))
     model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(True))

@@ -9,6 +9,8 @@ import pytest
 
 from trainers import onednn
 
+pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
+
 TENSORFLOW_SAYS_ON = "oneDNN custom operations are on"  # logged by TensorFlow as it loads
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import keras_resnets
 from keras_resnets import paper
-from keras_resnets.parameters import count_parameters, format_millions
+from keras_resnets.parameters import count_parameters, format_like
 from keras_resnets.registry import resolve
 from zoo_cache import SMALL_INPUT, built
 
@@ -14,8 +14,9 @@ REQUIRED = [f"{base}{d}" for base in ("resnet", "preact")
     f"resnet110-{v}" for v in ("scale0", "scale0.5", "scale0.5-both", "gate-exclusive",
                                "gate-shortcut", "conv-shortcut", "dropout-shortcut",
                                "bn-after-add", "relu-before-add", "relu-preact", "1conv",
-                               "single", "avgpool", "shared", "shared-bn")] + [
-    "preact110-1conv", "wrn28-10", "wrn16-4", "resnet38"]
+                               "shared", "shared-bn")] + [
+    "preact110-1conv", "wrn28-10", "wrn16-4", "resnet38",
+    "j18-resnet110", "j18-single", "j18-avgpool", "j18-wrn"]
 
 
 def test_list_models_has_every_paper_name():
@@ -25,6 +26,7 @@ def test_list_models_has_every_paper_name():
     assert keras_resnets.list_models("wrn*") == ["wrn16-4", "wrn16-8", "wrn28-10", "wrn40-4"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", keras_resnets.list_models())
 def test_every_listed_model_gives_logits(name):
     """Untrained deep nets overflow in inference mode (BN's moving statistics are still at
@@ -42,12 +44,18 @@ def test_num_classes_and_input_shape():
     assert model.output_shape == (None, 100)
 
 
-@pytest.mark.parametrize("name", sorted(paper.PARAMETERS))
+DEEPEST = {"resnet1202", "preact1001", "resnet1001"}  # a minute each to build on 2 cores
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.slow) if name in DEEPEST else name
+    for name in sorted(paper.PARAMETERS)])
 def test_parameter_counts_match_the_papers(name):
     counted = paper.PARAMETERS[name]
     model = built(name, **counted.overrides)
-    count = count_parameters(model, include_batchnorm=counted.include_batchnorm)
-    assert format_millions(count, counted.figure) == counted.figure, count
+    count = count_parameters(model, include_batchnorm=counted.include_batchnorm,
+                             include_statistics=counted.include_statistics)
+    assert format_like(count, counted.figure) == counted.figure, count
 
 
 def test_basic_units_default_to_zero_padding_and_projection_adds_its_weights():
@@ -62,7 +70,7 @@ def test_basic_units_default_to_zero_padding_and_projection_adds_its_weights():
 @pytest.mark.parametrize("name, projection", [
     ("resnet20", "pad"), ("preact110", "pad"), ("resnet110-1conv", "pad"),
     ("preact164", "conv"), ("resnet1001", "conv"), ("wrn28-10", "conv"),
-    ("resnet110-single", "conv"), ("resnet110-shared-bn", "conv")])
+    ("j18-resnet110", "conv"), ("resnet110-shared-bn", "conv")])
 def test_default_projection_follows_the_papers(name, projection):
     assert resolve(name)["projection"] == projection
 
@@ -122,7 +130,9 @@ def test_override_reaches_the_units():
     ("resnet20-shared", {}, "'resnet20-shared': shared_blocks must be in [0, 2]"),
     ("resnet20", {"ordering": "sideways"}, "accepted: bn-after-add"),
     ("resnet20", {"shortcut": "teleport"}, "accepted: conv, dropout"),
-    ("resnet20", {"downsample": "maxpool"}, "accepted: conv, avgpool, stem"),
+    ("resnet20", {"downsample": "maxpool"}, "accepted: conv, avgpool"),
+    (None, {}, "must be a string such as 'preact20'"),
+    (110, {}, "must be a string"),
 ])
 def test_bad_names_and_overrides_say_what_is_accepted(name, overrides, message):
     with pytest.raises(ValueError) as error:

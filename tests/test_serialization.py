@@ -21,7 +21,7 @@ FAMILIES = {  # one model per unit family, each with its own structural feature
     "shared": ("resnet14-shared", {"shared_blocks": 1}),
     "shared-bn": ("resnet20-shared-bn", {"shared_blocks": 2}),
     "option-a": ("resnet8", {"projection": "pad"}),
-    "single": ("resnet8-single", {}),
+    "jastrzebski": ("j18-avgpool", {"blocks": 1, "filters": 8}),  # conv biases, AvgPool-Flatten
 }
 
 
@@ -46,7 +46,7 @@ def test_keras_file_round_trip(model, tmp_path):
     np.testing.assert_allclose(loaded(IMAGES), model(IMAGES), atol=1e-5)
     assert keras_resnets.count_parameters(loaded) == keras_resnets.count_parameters(model)
 
-
+@pytest.mark.slow
 def test_savedmodel_round_trip(model, tmp_path):
     path = str(tmp_path / "savedmodel")
     model.export(path, format="tf_saved_model", verbose=False)
@@ -59,6 +59,7 @@ def test_savedmodel_round_trip(model, tmp_path):
                  shortcut="gate-shortcut", gate_bias=-6.0, dropout_rate=0.1, weight_decay=1e-4,
                  preactivate_shortcut=True, projection="pad"),
     ResidualUnit(16, shortcut="scale", shortcut_scale=0.5, branch_scale=0.5),
+    ResidualUnit(16, ordering="preact", conv_bias=True),
     SharedResidualStack(3, 16, share_batchnorm=False, unit_options={"ordering": "preact"}),
     ZeroPadShortcut(32, 2),
 ])

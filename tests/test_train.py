@@ -19,7 +19,7 @@ from trainers import data as data_lib
 from trainers import train as train_lib
 from trainers.callbacks import HISTORY_COLUMNS, EpochHistory
 from trainers.config import TrainConfig
-from trainers.schedule import StepSchedule
+from keras_resnets.schedules import StepSchedule
 
 RUN_FILES = ("config.json", "history.csv", "final.keras", "metrics.json")
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def synthetic_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "synthetic"
     return out, train_lib.train(small(out))
 
-
+@pytest.mark.slow
 def test_synthetic_run_writes_every_file_and_learns(synthetic_run):
     out, metrics = synthetic_run
     history = check_run_folder(out, epochs=3)
@@ -72,14 +72,14 @@ def keras_resnets_parameters(name):
 
     return keras_resnets.count_parameters(keras_resnets.build(name, weight_decay=1e-4))
 
-
+@pytest.mark.slow
 def test_finished_run_returns_its_metrics_without_training(synthetic_run):
     out, metrics = synthetic_run
     before = (out / "final.keras").stat().st_mtime_ns
     assert train_lib.train(small(out)) == metrics
     assert (out / "final.keras").stat().st_mtime_ns == before
 
-
+@pytest.mark.slow
 def test_mock_tfds_cifar10_run(tmp_path, monkeypatch):
     monkeypatch.setattr(data_lib, "network_available", lambda timeout=3.0: True)
     out = tmp_path / "cifar10"
@@ -103,7 +103,7 @@ class PoisonWeights(keras.callbacks.Callback):
             kernel = self.model.get_layer("logits").kernel
             kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
-
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = small(tmp_path / "nan", epochs=2, train_size=128)
     with pytest.raises(train_lib.TrainingDiverged, match="epoch 2, batch 1.*epoch-0001"):
@@ -113,9 +113,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     net = train_lib.build_model(config, data_lib.load_data(config))
     net.load_weights(out / "checkpoints" / "epoch-0001.weights.h5")
     assert all(np.isfinite(w).all() for w in net.get_weights())
-    backup = json.loads((out / "backup" / "training_metadata.json").read_text())
-    assert backup["epoch"] == 1  # a rerun restarts after the last good epoch
+    backup = json.loads((out / "backup" / "latest.json").read_text())
+    assert backup == {"epoch": 1, "weights": "epoch-0001.weights.h5"}  # a rerun restarts here
     assert not (out / "metrics.json").exists()
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1]  # no row for the NaN epoch
 
 
 def test_cli_exits_1_on_divergence(monkeypatch, capsys):
@@ -150,7 +151,7 @@ def test_bad_arguments_exit_2_before_training(tmp_path, capsys, monkeypatch, arg
     assert message in err and "Traceback" not in err
     assert not (out / "history.csv").exists()
 
-
+@pytest.mark.slow
 def test_a_different_config_in_the_run_folder_is_refused(synthetic_run):
     out, _ = synthetic_run
     (out / "metrics.json").rename(out / "metrics.moved")
@@ -160,14 +161,14 @@ def test_a_different_config_in_the_run_folder_is_refused(synthetic_run):
     finally:
         (out / "metrics.moved").rename(out / "metrics.json")
 
-
+@pytest.mark.slow
 def test_kill_9_then_rerun_resumes_without_losing_or_repeating_epochs(tmp_path):
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "trainers.train", "--model", "resnet8", "--dataset",
                "synthetic", "--epochs", "4", "--batch-size", "32", "--train-size", "128",
                "--test-size", "32", "--out", str(out)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    backup = out / "backup" / "training_metadata.json"
+    backup = out / "backup" / "latest.json"
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:

@@ -21,6 +21,8 @@ from trainers.config import TrainConfig
 from trainers.hypermodel import ZooHyperModel
 from trainers.tune import SweepConfig, main, run_sweep
 
+pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
+
 SPACE = {
     "model": {"base": ["resnet", "preact"], "depth": 8, "variant": ["", "gate-exclusive"],
               "gate_bias": {"min": -7, "max": 0, "step": 1}},

@@ -19,6 +19,12 @@ Which rows run:
   train; on a dataset the table does not report (e.g. ``synthetic``) its CIFAR-10 rows do.
 - ``--rows 1 3`` trains only those rows (numbers as ``--list`` prints them, after the rules
   above); the results still list every row, the others as pending or as trained before.
+
+Completing a table over several sessions: a run whose ``metrics.json`` exists is never trained
+again, so committing each finished run's ``config.json``, ``history.csv`` and ``metrics.json``
+(not its weights) is enough. ``--runs DIR`` lets the three tables share one folder of runs: a
+model that is a row of several tables (``resnet20`` is in all three) trains once. A run folder
+whose ``config.json`` differs from the sweep's recipe is refused, never reused.
 """
 
 import argparse
@@ -27,6 +33,7 @@ import json
 import math
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,9 +48,9 @@ from trainers.tables import markdown_table
 TABLES = (1, 2, 3)
 RECIPE_EPOCHS = "~164"  # 64k iterations of 128 images over CIFAR's 50k training images
 FULL_RUN_SEEDS = 5  # the paper reports medians of several runs (5 for ResNet-1001)
-# Settings that change what a run measures: one output folder holds one value of each.
-RESULT_FIELDS = ("table", "dataset", "depth", "epochs", "data_dir", "train_size", "test_size",
-                 "batch_size")
+# Settings that change what a run measures: one output folder holds one value of each. Where the
+# data files lie (data_dir) does not, so a cloned results folder resumes.
+RESULT_FIELDS = ("table", "dataset", "depth", "epochs", "train_size", "test_size", "batch_size")
 
 
 @dataclass
@@ -62,6 +69,7 @@ class AblationConfig(JsonConfig):
     test_size: int | None = None
     batch_size: int = REFERENCE_BATCH
     strategy: str = "auto"
+    runs: str | None = None  # folder of the run folders (default OUT/runs); tables may share one
 
     def __post_init__(self):
         self.rows = tuple(self.rows) if self.rows is not None else None
@@ -152,15 +160,22 @@ def train_config(config: AblationConfig, row: AblationRow, seed: int) -> TrainCo
         model=row.model, model_overrides=dict(row.overrides), dataset=config.dataset,
         data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
         epochs=config.epochs, batch_size=config.batch_size, strategy=config.strategy, seed=seed,
-        out=str(Path(config.out) / "runs" / row.run_name(seed)))
+        out=str(runs_dir(config) / row.run_name(seed)))
+
+
+def runs_dir(config: AblationConfig) -> Path:
+    return Path(config.runs) if config.runs else Path(config.out) / "runs"
 
 
 # ---------------------------------------------------------------------------------------------
 # Running
 
 
-def run_status(run_dir: Path) -> tuple[str, dict]:
-    """``finished`` (with its metrics), ``diverged`` or ``pending``."""
+def run_status(run_config: TrainConfig) -> tuple[str, dict]:
+    """``finished`` (with its metrics), ``diverged`` or ``pending``. Raises ``ValueError`` when
+    the folder holds a run of another config (a result of another recipe must not count)."""
+    run_dir = Path(run_config.out)
+    check_same_config(run_config, run_dir / "config.json")
     metrics_path, marker = run_dir / "metrics.json", run_dir / "diverged.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
@@ -172,6 +187,15 @@ def run_status(run_dir: Path) -> tuple[str, dict]:
     return "pending", {}
 
 
+def check_same_config(run_config: TrainConfig, saved: Path) -> None:
+    """Refuse a run folder whose ``config.json`` is another run (``TrainConfig.differences``:
+    a moved or re-cloned results folder still counts)."""
+    changed = saved.is_file() and TrainConfig.load(saved).differences(run_config)
+    if changed:
+        raise ValueError(f"{saved.parent} holds a run with other settings (saved, now): "
+                         f"{changed}; use another --runs or --out.")
+
+
 def train_one(train_fn, run_config: TrainConfig) -> bool:
     """Train one run unless it is already done; whether it trained. The trainer raises
     ``TrainingDiverged`` at a NaN loss; ``diverged.json`` then records it so that a re-run does
@@ -181,7 +205,7 @@ def train_one(train_fn, run_config: TrainConfig) -> bool:
     from trainers.train import TrainingDiverged
 
     run_dir = Path(run_config.out)
-    if run_status(run_dir)[0] != "pending":
+    if run_status(run_config)[0] != "pending":
         return False
     try:
         train_fn(run_config)
@@ -246,8 +270,7 @@ def collect(config: AblationConfig, rows: list[AblationRow]) -> pd.DataFrame:
     """One line per row: median, min, max and std of the test error over finished seeds."""
     lines = []
     for row in rows:
-        outcomes = [run_status(Path(train_config(config, row, seed).out))
-                    for seed in range(config.seeds)]
+        outcomes = [run_status(train_config(config, row, seed)) for seed in range(config.seeds)]
         errors = pd.Series([m["test_error"] for s, m in outcomes if s == "finished"], dtype=float)
         diverged = sum(s == "diverged" for s, _ in outcomes)
         first = row.paper[0]
@@ -403,6 +426,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--test-size", type=int)
     parser.add_argument("--batch-size", type=int, default=REFERENCE_BATCH)
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    parser.add_argument("--runs", help="folder of the run folders (default: OUT/runs); the "
+                                       "tables of one study may share it")
     return parser.parse_args(argv)
 
 
@@ -412,20 +437,24 @@ def config_from_args(args: argparse.Namespace) -> AblationConfig:
     return AblationConfig(**values)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
+    """CLI: 0 when the sweep finished, 2 for bad settings (one ``error:`` line, no traceback).
+    A diverged run is a result here (the paper's "fail"), not an error."""
     args = parse_args(argv)
     try:
         config = config_from_args(args)
         if args.list:
             for row in select_rows(config):
                 print(f"{row.number:3d}  {row.name:40s} paper {row.paper_text():>5}  {row.case}")
-            return
+            return 0
         table = run_ablation(config)
     except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(markdown_table(summary(table)))
     print(f"\nResults in {config.out}/results.md, results.csv, results.png")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

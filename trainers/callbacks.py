@@ -1,12 +1,15 @@
 """What a run writes while it trains, written so that a run killed at any point resumes cleanly.
 
-Order matters at the end of an epoch: the history row is written before the backup marks the
-epoch as done, so a kill in between repeats the epoch and ``EpochHistory`` replaces its row
-(no epoch lost, none repeated). A non-finite loss stops training and nothing is saved from
-that epoch on, so the last checkpoint and the backup keep the last good weights.
+Order matters at the end of an epoch: the history row is written before ``EpochBackup`` marks
+the epoch as done, so a kill in between repeats the epoch and ``EpochHistory`` replaces its row
+(no epoch lost, none repeated); TensorBoard's scalars are written after it, so a repeated epoch
+never gets a second point. A non-finite loss stops training and nothing is saved from that
+epoch on, so the last checkpoint and the backup keep the last good weights.
 """
 
+import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -63,6 +66,8 @@ class EpochHistory(keras.callbacks.Callback):
             self._train_end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if not finite_loss(logs):  # a diverged epoch is not part of the run's history
+            return
         now = time.perf_counter()
         logs = dict(logs or {})
         train_time = (self._train_end or now) - self._start
@@ -109,6 +114,8 @@ class EpochScalars(keras.callbacks.Callback):
         return self._writers[run]
 
     def on_epoch_end(self, epoch, logs=None):
+        if not finite_loss(logs):
+            return
         values = dict(logs or {}, learning_rate=float(self.model.optimizer.learning_rate))
         for name, value in values.items():
             run, tag = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
@@ -141,19 +148,55 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
             old.unlink()
 
 
-class RunBackup(keras.callbacks.BackupAndRestore):
-    """Keras' ``BackupAndRestore`` (resume from the last finished epoch after any kill) that
-    never saves a diverged epoch and, under multi-worker training, saves only on the chief
-    while every worker restores from the same folder (they must start at the same epoch)."""
+BACKUP_STATE = "latest.json"  # names the backup of the last finished epoch
 
-    def __init__(self, backup_dir, writer: bool = True):
-        super().__init__(str(backup_dir), double_checkpoint=True, delete_checkpoint=False)
-        self.writer = writer
+
+class EpochBackup(keras.callbacks.Callback):
+    """Marks an epoch as done, so that a run killed at any point resumes from the last finished
+    epoch (``restore_backup``). The weights (model and optimizer state, the iteration counter
+    included) go to ``epoch-NNNN.weights.h5`` first; then ``latest.json`` names that file,
+    written to a temporary file and renamed. A kill at any instant leaves ``latest.json`` naming
+    one complete file: weights and step counter always come from the same epoch. Never saves a
+    diverged epoch; under multi-worker training only the chief writes (``writer``)."""
+
+    def __init__(self, folder, writer: bool = True):
+        super().__init__()
+        self.folder, self.writer = Path(folder), writer
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.writer and finite_loss(logs):
-            super().on_epoch_end(epoch, logs)
+        if not self.writer or not finite_loss(logs):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        self.model.save_weights(self.folder / name)
+        write_json_atomically(self.folder / BACKUP_STATE, {"epoch": epoch + 1, "weights": name})
+        for old in self.folder.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink()
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.writer:
-            super().on_train_batch_end(batch, logs)
+
+def restore_backup(model, folder) -> int:
+    """Load the last finished epoch's backup into ``model`` (compiled); the number of epochs
+    already done (0 without a backup), to pass to ``fit`` as ``initial_epoch``."""
+    folder = Path(folder)
+    state_path = folder / BACKUP_STATE
+    if not state_path.is_file():
+        if any(folder.glob("*.json")):
+            raise ValueError(f"{folder} is a backup in an older format this version cannot "
+                             f"resume; delete it to restart the run from epoch 1.")
+        return 0
+    state = json.loads(state_path.read_text())
+    if not model.optimizer.built:  # its variables must exist to receive the saved state
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(folder / state["weights"])
+    return int(state["epoch"])
+
+
+def write_json_atomically(path: Path, value) -> None:
+    """``path`` holds either its old content or ``value``, whenever the writer is killed."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as file:
+        file.write(json.dumps(value) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)

@@ -34,7 +34,23 @@ def find_cifar_files(dataset: str, folder: Path) -> Path | None:
     for candidate in (folder / files["archive"], folder / files["folder"], folder):
         if candidate.is_file() or (candidate.is_dir() and _batch_names(candidate, files)):
             return candidate
+        if candidate.is_dir():
+            _check_complete(candidate, files)
     return None
+
+
+def _check_complete(folder: Path, files: dict) -> None:
+    """A folder holding one split's batches but not the other's is a broken copy: say which
+    files are missing rather than that there is no data."""
+    names = [p.name for p in folder.iterdir() if p.is_file()]
+    present = {split: [n for n in names if re.fullmatch(files[split], n)]
+               for split in ("train", "test")}
+    missing = [split for split, found in present.items() if not found]
+    if len(missing) == 1:
+        split = missing[0]
+        raise ValueError(f"{folder} has CIFAR batches but no {split} batch (a file named like "
+                         f"{files[split].replace(chr(92) + 'd+', 'N')!r}); copy it there or "
+                         f"extract {files['archive']} again.")
 
 
 def read_arrays(dataset: str, path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -2,11 +2,14 @@
 
 ``TrainConfig.for_recipe("he2016", ...)`` fills in He et al. 2016's CIFAR recipe (papers.md):
 SGD with momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 (0.01 for the first 400
-iterations, every depth), divided by 10 at 50% and 75% of training, 64k iterations. Every field
-stays overridable; ``epochs`` shortens a recipe without changing its shape (the drops and the
-warm-up stay at the same fractions of training).
+iterations, every depth), divided by 10 at 50% and 75% of training, 64k iterations. The
+``jastrzebski2018-*`` recipes are Jastrzebski et al. 2018's, one per network (see
+``jastrzebski2018``). Every field stays overridable; ``epochs`` shortens a recipe without
+changing its shape (the drops and the warm-up stay at the same fractions of training).
 """
 
+import math
+import os
 from dataclasses import dataclass, field
 
 from trainers.jsonconfig import JsonConfig
@@ -14,13 +17,46 @@ from trainers.jsonconfig import JsonConfig
 REFERENCE_BATCH = 128  # The papers' mini-batch; the learning rate scales linearly from it.
 PAPER_ITERATIONS = 64_000  # He et al. 2016's CIFAR training length
 PAPER_WARMUP_ITERATIONS = 400  # at 0.01, "for all CIFAR experiments"
+
+
+def jastrzebski2018(epochs: int, rates: dict, weight_decay: float = 1e-4) -> dict:
+    """Jastrzebski et al. 2018's recipe for one network (their training details, papers.md
+    section 2): SGD with momentum 0.9, flip + translation augmentation, learning rate 0.1 then
+    ``rates`` (``{first epoch: rate}``) over ``epochs`` epochs, no warm-up (none is mentioned).
+
+    The drops are stored as fractions of training and the rates as multiples of 0.1, so
+    ``epochs`` (``--epochs``) shortens the recipe keeping its shape. The paper gives neither
+    weight decay nor batch size: batch 128 (the rate 0.1 at 128, as in He et al. 2016) and
+    weight decay 1e-4 (He et al. 2016's CIFAR value; the wide ResNet takes 5e-4, Zagoruyko
+    and Komodakis 2016's CIFAR value).
+    """
+    return {"epochs": epochs, "batch_size": REFERENCE_BATCH, "learning_rate": 0.1,
+            "momentum": 0.9, "weight_decay": weight_decay, "warmup_iterations": 0,
+            "lr_drops": tuple(epoch / epochs for epoch in rates),
+            "lr_multipliers": tuple(round(rate / 0.1, 12) for rate in rates.values()),
+            "augment": True}
+
+
+# Jastrzebski et al. 2018's printed schedules (papers.md section 2), one recipe per network of
+# keras_resnets.registry.NETWORKS. ResNet-110: the printed numbers as they are, 0.00001 from
+# epoch 200 then 0.000011 from 240 (a slight rise, kept as printed).
+# Wide ResNet: "0.1 until epoch 60, 0.02 until 100" read as 100 epochs with one drop at 60.
+J18_SINGLE_AVGPOOL_RATES = {40: 0.02, 60: 0.004, 80: 0.0008}
 # Recipe name -> the settings it fixes (the dataclass defaults are He et al. 2016's recipe).
 RECIPES = {
     "he2016": {"iterations": PAPER_ITERATIONS, "batch_size": REFERENCE_BATCH, "learning_rate": 0.1,
                "momentum": 0.9, "weight_decay": 1e-4, "lr_drops": (0.5, 0.75),
                "lr_drop_factor": 0.1, "warmup_learning_rate": 0.01, "augment": True},
+    "jastrzebski2018-resnet": jastrzebski2018(  # j18-resnet110
+        300, {80: 0.01, 120: 0.001, 200: 0.00001, 240: 0.000011}),
+    "jastrzebski2018-single": jastrzebski2018(200, J18_SINGLE_AVGPOOL_RATES),  # j18-single
+    "jastrzebski2018-avgpool": jastrzebski2018(100, J18_SINGLE_AVGPOOL_RATES),  # j18-avgpool
+    "jastrzebski2018-wrn": jastrzebski2018(100, {60: 0.02}, weight_decay=5e-4),  # j18-wrn
 }
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+# Where a run's files lie, not what it computes: a run folder moved or cloned elsewhere, or
+# reading the same data from another folder, is still the same run.
+LOCATION_FIELDS = ("out", "data_dir")
 
 
 @dataclass
@@ -43,6 +79,9 @@ class TrainConfig(JsonConfig):
     weight_decay: float = 1e-4  # SGD weight decay, as an L2 penalty on conv/dense kernels
     lr_drops: tuple = (0.5, 0.75)  # fractions of training where the learning rate drops
     lr_drop_factor: float = 0.1
+    # The rate after each drop as a multiple of learning_rate, one per drop (uneven drops,
+    # Jastrzebski et al. 2018); replaces lr_drop_factor. None: lr_drop_factor at every drop.
+    lr_multipliers: tuple | None = None
     warmup_iterations: int | None = None  # None: 400 of 64k, scaled with a shortened recipe
     warmup_learning_rate: float = 0.01
     augment: bool = True
@@ -59,30 +98,76 @@ class TrainConfig(JsonConfig):
     # setup, each GPU normalising its half of the 128; Keras then keeps one set of moving
     # statistics per replica and saves the first replica's).
     sync_batchnorm: bool = True
+    # A new run that starts from these weights (a checkpoint of another run, e.g. the last good
+    # epoch of a diverged one, or a final.keras) with this config's fresh schedule.
+    init_from: str | None = None
 
     def __post_init__(self):
+        """Every setting checked here, before anything is written or loaded (a ``ValueError``
+        that says what is accepted). ``out`` is normalised: ``runs/x/`` is ``runs/x``."""
         self.lr_drops = tuple(self.lr_drops)
+        if self.lr_multipliers is not None:
+            self.lr_multipliers = tuple(self.lr_multipliers)
+        self.out = os.path.normpath(self.out)
         if self.recipe not in RECIPES:
             raise ValueError(f"Unknown recipe {self.recipe!r}; accepted: {', '.join(RECIPES)}.")
         if self.strategy not in STRATEGIES:
             raise ValueError(
                 f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}.")
-        positive = {"batch_size": self.batch_size, "iterations": self.iterations,
-                    "steps_per_execution": self.steps_per_execution,
-                    "learning_rate": self.learning_rate, "checkpoint_every": self.checkpoint_every}
-        bad = {k: v for k, v in positive.items() if v is None or v <= 0}
-        for name in ("epochs", "train_size", "test_size"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                bad[name] = value
-        if bad:
-            raise ValueError(f"These settings must be positive: {bad}.")
-        if list(self.lr_drops) != sorted(self.lr_drops) or not all(
-                0 < d < 1 for d in self.lr_drops):
-            raise ValueError(f"lr_drops must be increasing fractions of training in (0, 1); "
-                             f"got {self.lr_drops}.")
-        if self.record_every < 0 or (self.warmup_iterations or 0) < 0:
-            raise ValueError("record_every and warmup_iterations must be >= 0.")
+        if not isinstance(self.model_overrides, dict):
+            raise ValueError(f"model_overrides must be a JSON object such as "
+                             f"'{{\"gate_bias\": -7}}'; got {self.model_overrides!r}.")
+        problems = [f"{name} must be {rule} (got {value!r})"
+                    for name, value, rule, valid in self._rules() if not valid(value)]
+        if problems:
+            raise ValueError("Bad settings: " + "; ".join(problems) + ".")
+
+    def _rules(self) -> list:
+        """(name, value, what is accepted, check) for every number of the config."""
+        def positive(v):
+            return v is not None and math.isfinite(v) and v > 0
+
+        def optional_positive(v):
+            return v is None or positive(v)
+
+        def non_negative(v):
+            return v is not None and math.isfinite(v) and v >= 0
+
+        def fractions(v):
+            return list(v) == sorted(v) and all(0 < d < 1 for d in v)
+
+        return [
+            ("batch_size", self.batch_size, "a positive integer", positive),
+            ("iterations", self.iterations, "a positive integer", positive),
+            ("steps_per_execution", self.steps_per_execution, "a positive integer", positive),
+            ("checkpoint_every", self.checkpoint_every, "a positive integer", positive),
+            ("learning_rate", self.learning_rate, "a positive finite number", positive),
+            ("warmup_learning_rate", self.warmup_learning_rate, "a positive finite number",
+             positive),
+            ("momentum", self.momentum, "in [0, 1)",
+             lambda v: non_negative(v) and v < 1),
+            ("weight_decay", self.weight_decay, ">= 0 and finite", non_negative),
+            ("lr_drop_factor", self.lr_drop_factor, "in (0, 1]",
+             lambda v: positive(v) and v <= 1),
+            ("lr_drops", self.lr_drops, "increasing fractions of training in (0, 1)", fractions),
+            ("lr_multipliers", self.lr_multipliers,
+             f"unset or {len(self.lr_drops)} positive finite numbers, one per lr_drops",
+             lambda v: v is None or (len(v) == len(self.lr_drops)
+                                     and all(positive(m) for m in v))),
+            ("epochs", self.epochs, "a positive integer or unset", optional_positive),
+            ("train_size", self.train_size, "a positive integer or unset", optional_positive),
+            ("test_size", self.test_size, "a positive integer or unset", optional_positive),
+            ("warmup_iterations", self.warmup_iterations, ">= 0 or unset",
+             lambda v: v is None or v >= 0),
+            ("record_every", self.record_every, ">= 0", lambda v: v >= 0),
+        ]
+
+    def differences(self, other: "TrainConfig") -> dict:
+        """``{field: (self's, other's)}`` for every setting that changes what is computed
+        (``LOCATION_FIELDS`` aside): empty when ``other`` is the same run."""
+        return {name: (getattr(self, name), getattr(other, name))
+                for name in self.__dataclass_fields__
+                if name not in LOCATION_FIELDS and getattr(self, name) != getattr(other, name)}
 
     @classmethod
     def for_recipe(cls, recipe: str = "he2016", **overrides) -> "TrainConfig":

@@ -16,6 +16,7 @@ Where the images come from (``locate`` decides before anything is read or downlo
 
 import difflib
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,14 +30,20 @@ SYNTHETIC = "synthetic"
 SYNTHETIC_SHAPE = (32, 32, 3)
 SYNTHETIC_SIZES = {"train": 2048, "test": 512}
 PAD = 4  # pixels of zero padding before the random crop
+EPOCH_SEED_STRIDE = 1_000_003  # seed * stride + epoch: a different shuffle seed per (seed, epoch)
 NETWORK_PROBE = ("storage.googleapis.com", 443)
 
 
 @dataclass
 class Data:
-    """Batched datasets of (standardised float32 images, int labels) and what describes them."""
+    """Batched datasets of (standardised float32 images, int labels) and what describes them.
 
-    train: tf.data.Dataset  # global batches, shuffled, augmented, prefetched; drops the remainder
+    ``epochs(first, last)`` are the training batches of epochs ``first`` to ``last - 1``: each
+    epoch's order and augmentation depend only on the seed and the epoch's number, so a run
+    resumed at epoch k sees exactly the batches an uninterrupted run sees from epoch k on.
+    ``train`` is epoch 0's batches (for one-pass users: analysis, benchmarks)."""
+
+    epochs: Callable[[int, int], tf.data.Dataset]  # global batches, shuffled, augmented
     test: tf.data.Dataset  # global batches, not augmented, same standardisation
     num_classes: int
     input_shape: tuple  # (H, W, C)
@@ -47,6 +54,10 @@ class Data:
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.train_examples // batch_size
+
+    @property
+    def train(self) -> tf.data.Dataset:
+        return self.epochs(0, 1)
 
 
 @dataclass
@@ -84,27 +95,33 @@ def load_data(config: TrainConfig, source: "Source | None" = None) -> Data:
                          f"than one batch of {config.batch_size}; lower --batch-size.")
     mean, std = channel_stats(train)
     standardise = _standardiser(mean, std)
-    plain = lambda x, y: (standardise(x), y)  # noqa: E731
-    augmented = lambda x, y: augment(standardise(x), y)  # noqa: E731
+    plain = lambda x, y, seed: (standardise(x), y)  # noqa: E731
+    augmented = lambda x, y, seed: augment(standardise(x), y, seed)  # noqa: E731
+    transform = augmented if config.augment else plain
     return Data(
-        train=_batched(train.shuffle(train_examples, seed=config.seed), config.batch_size,
-                       drop_remainder=True, transform=augmented if config.augment else plain),
-        test=_batched(test, config.batch_size, drop_remainder=False, transform=plain),
+        epochs=lambda first, last: _epochs(train, train_examples, first, last, config.seed,
+                                           config.batch_size, transform),
+        test=_batched(test, config.batch_size, drop_remainder=False,
+                      transform=lambda x, y: plain(x, y, None)),
         num_classes=splits.num_classes, input_shape=tuple(splits.input_shape),
         train_examples=train_examples, test_examples=test_examples,
         mean=tuple(mean.tolist()), std=tuple(std.tolist()))
 
 
-def augment(images, labels):
+def augment(images, labels, seed):
     """4-pixel zero padding, a random crop back to the image size and a random horizontal flip,
     drawn per image for a whole batch at once: two gathers, no per-image work on the host
-    (the batched twin of ``keras_resnets.augment.PadCropFlip`` in TensorFlow ops)."""
+    (the batched twin of ``keras_resnets.augment.PadCropFlip`` in TensorFlow ops). ``seed``:
+    a shape-[2] int tensor; the draws are a function of it alone (stateless)."""
     shape = tf.shape(images)
     count, height, width = shape[0], shape[1], shape[2]
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    rows = tf.random.uniform([count, 1], 0, 2 * PAD + 1, tf.int32) + tf.range(height)
-    columns = tf.random.uniform([count, 1], 0, 2 * PAD + 1, tf.int32) + tf.range(width)
-    flip = tf.random.uniform([count, 1]) < 0.5
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    offsets = [tf.random.stateless_uniform([count, 1], seeds[i], 0, 2 * PAD + 1, tf.int32)
+               for i in range(2)]
+    rows = offsets[0] + tf.range(height)
+    columns = offsets[1] + tf.range(width)
+    flip = tf.random.stateless_uniform([count, 1], seeds[2]) < 0.5
     columns = tf.where(flip, tf.reverse(columns, axis=[1]), columns)
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(cropped, columns, axis=2, batch_dims=1), labels
@@ -116,15 +133,39 @@ def _standardiser(mean, std):
     return lambda image: (tf.cast(image, tf.float32) - mean) / std
 
 
-def _batched(dataset, batch_size, drop_remainder, transform):
-    """Batches, each transformed as a whole (standardised, augmented: one op per batch
-    rather than per image), prefetched."""
+def _epochs(examples, count, first, last, seed, batch_size, transform):
+    """Epochs ``first..last-1`` of shuffled, transformed training batches. Epoch e is shuffled
+    with seed ``(seed, e)`` and its batch b transformed with seed ``(seed, e, b)``: no random
+    state carries over from one epoch to the next, which is what makes resuming exact. The
+    split is held in memory (a full-size shuffle buffer held it too)."""
+    images, labels = next(iter(examples.batch(count)))
+
+    def one_epoch(epoch):
+        key = tf.constant(seed, tf.int64) * EPOCH_SEED_STRIDE + epoch
+        order = tf.random.experimental.stateless_shuffle(tf.range(count), tf.stack([key, 0]))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
+        return batches.enumerate(start=1).map(
+            lambda b, rows: transform(tf.gather(images, rows), tf.gather(labels, rows),
+                                      tf.stack([key, b])), tf.data.AUTOTUNE)
+
+    epochs = tf.data.Dataset.range(first, last).flat_map(one_epoch)
+    return epochs.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def _options() -> tf.data.Options:
+    """Each worker reads everything and keeps its share of every batch: the sources are
+    in-memory tensors or too few TFDS files to shard by file."""
     options = tf.data.Options()
-    # Each worker reads everything and keeps its share of every batch: the sources are
-    # in-memory tensors or too few TFDS files to shard by file.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def _batched(dataset, batch_size, drop_remainder, transform):
+    """Batches, each transformed as a whole (standardised: one op per batch rather than per
+    image), prefetched."""
     batches = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return batches.map(transform, tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(options)
+    return batches.map(transform, tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(
+        _options())
 
 
 def _first(dataset, size):

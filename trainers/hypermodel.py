@@ -18,7 +18,7 @@ import keras_resnets
 from trainers.config import TrainConfig
 from trainers.data import load_data
 from trainers.spaces import OVERRIDE_KEYS, SearchSpace, model_name
-from trainers.train import build_model, compile_model, make_callbacks
+from trainers.train import build_model, compile_model, fit, make_callbacks
 
 TRIAL_INFO = "trial_info.json"  # the model a trial trains: name, overrides, parameter count
 OBJECTIVE = "val_accuracy"  # maximised; reported as val error % = 100 * (1 - accuracy)
@@ -102,10 +102,9 @@ class ZooHyperModel(keras_tuner.HyperModel):
         info = {"model": config.model, "model_overrides": config.model_overrides,
                 "parameters": keras_resnets.count_parameters(model)}
         (run_dir / TRIAL_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        kwargs.setdefault("epochs", config.resolved_epochs(steps))
-        history = model.fit(data.train, validation_data=data.test,
-                            callbacks=[*make_callbacks(config, run_dir, steps), *callbacks],
-                            **kwargs)
+        history = fit(model, config, data, [*make_callbacks(config, run_dir, steps), *callbacks],
+                      epochs=kwargs.pop("epochs", config.resolved_epochs(steps)),
+                      initial_epoch=kwargs.pop("initial_epoch", 0), **kwargs)
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
         return history
 

@@ -24,6 +24,7 @@ from keras_resnets.registry import resolve
 from trainers import callbacks as run_callbacks
 from trainers import data as data_lib
 from trainers.config import RECIPES, TrainConfig
+from trainers.folders import check_writable_folder
 from trainers.fused import fused_batchnorm
 from trainers.schedule import make_schedule
 from trainers.strategy import check_batch_size, check_jit_compile, is_chief, make_strategy
@@ -43,6 +44,9 @@ FLAG_HELP = {
     "learning_rate": "at batch 128; scaled linearly with --batch-size",
     "weight_decay": "SGD weight decay (L2 on conv/dense kernels)",
     "lr_drops": "fractions of training where the rate is multiplied by --lr-drop-factor",
+    "lr_multipliers": "the rate after each of --lr-drops as a multiple of --learning-rate, one "
+                      "per drop (uneven drops, e.g. the jastrzebski2018-* recipes); replaces "
+                      "--lr-drop-factor",
     "warmup_iterations": "iterations at --warmup-learning-rate (default: 400 of 64k, the same fraction "
                          "of a recipe shortened by --epochs or --iterations)",
     "strategy": "auto | default | mirrored | multiworker (TF_CONFIG)",
@@ -55,6 +59,10 @@ FLAG_HELP = {
     "checkpoint_every": "epochs between checkpoints/epoch-NNNN.weights.h5",
     "record_every": "epochs between iterative-inference measurements (0: never)",
     "sync_batchnorm": "BatchNorm statistics over the global batch rather than per replica",
+    "init_from": "start this new run from a checkpoint's weights (RUN/checkpoints/"
+                 "epoch-NNNN.weights.h5 or a final.keras), e.g. to continue a diverged run's "
+                 "last good epoch with a lower --learning-rate into another --out; the "
+                 "schedule and optimizer start afresh",
 }
 RESERVED_OVERRIDES = {"num_classes": "the dataset", "input_shape": "the dataset",
                       "weight_decay": "--weight-decay"}
@@ -92,19 +100,39 @@ def build_model(config: TrainConfig, data: data_lib.Data, replicas: int = 1):
 
 
 def make_callbacks(config: TrainConfig, run_dir, steps_per_epoch, extra=()) -> list:
-    """Divergence guard, ``history.csv``, TensorBoard scalars, checkpoints, ``extra``, and last
-    the backup that marks an epoch as done (see ``trainers.callbacks``). ``run_dir`` is where
-    this process writes; the backup is always read from ``config.out``."""
+    """Divergence guard, ``history.csv``, checkpoints, ``extra``, the backup that marks an
+    epoch as done, then TensorBoard scalars (the order is explained in ``trainers.callbacks``).
+    ``run_dir`` is where this process writes; the backup is always in ``config.out``."""
     run_dir = Path(run_dir)
     writer = config.strategy != "multiworker" or is_chief()
     return [
         run_callbacks.DivergenceGuard(),
         run_callbacks.EpochHistory(run_dir / "history.csv", steps_per_epoch * config.batch_size),
-        run_callbacks.EpochScalars(run_dir / "tensorboard"),
         run_callbacks.PeriodicCheckpoint(run_dir / "checkpoints", config.checkpoint_every),
         *extra,
-        run_callbacks.RunBackup(Path(config.out) / "backup", writer=writer),
+        run_callbacks.EpochBackup(backup_dir(config), writer=writer),
+        run_callbacks.EpochScalars(run_dir / "tensorboard"),
     ]
+
+
+def backup_dir(config: TrainConfig) -> Path:
+    return Path(config.out) / "backup"
+
+
+def fit(model, config: TrainConfig, data: data_lib.Data, callbacks: list, epochs: int,
+        initial_epoch: int = 0, **fit_options):
+    """``model.fit`` to ``epochs`` from the last finished epoch of the run's backup (else from
+    ``initial_epoch``), on the batches an uninterrupted run sees from there (``Data.epochs``).
+    ``fit_options`` go to ``model.fit`` (``verbose``). Returns the ``History`` (``None`` when
+    every epoch was already done)."""
+    with model.distribute_strategy.scope():  # optimizer variables a restore creates
+        first = run_callbacks.restore_backup(model, backup_dir(config)) or initial_epoch
+    if first >= epochs:  # killed after the last epoch's backup, before finishing
+        return None
+    with fused_batchnorm() if config.fused_batchnorm else contextlib.nullcontext():
+        return model.fit(data.epochs(first, epochs), validation_data=data.test, epochs=epochs,
+                         initial_epoch=first, callbacks=callbacks, shuffle=False,
+                         steps_per_epoch=data.steps_per_epoch(config.batch_size), **fit_options)
 
 
 def check_config(config: TrainConfig) -> data_lib.Source:
@@ -114,7 +142,26 @@ def check_config(config: TrainConfig) -> data_lib.Source:
         raise ValueError(f"--model-overrides may not set {', '.join(reserved)}: it comes from "
                          + ", ".join(f"{k}: {RESERVED_OVERRIDES[k]}" for k in reserved) + ".")
     resolve(config.model, **config.model_overrides)
+    if config.init_from and not Path(config.init_from).is_file():
+        raise ValueError(f"--init-from {config.init_from}: no such file; give a run's "
+                         f"checkpoints/epoch-NNNN.weights.h5 or final.keras.")
+    check_writable_folder(Path(config.out))
     return data_lib.locate(config.dataset, config.data_dir)
+
+
+def load_initial_weights(model, path: str | None) -> None:
+    """``--init-from``: the layer weights of a checkpoint or ``.keras`` file of the same model
+    (the optimizer is not compiled yet, so its saved state is not taken)."""
+    if not path:
+        return
+    try:
+        if path.endswith(".keras"):
+            model.set_weights(keras.saving.load_model(path, compile=False).get_weights())
+        else:
+            model.load_weights(path)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"--init-from {path} does not fit {model.name} ({error}); give "
+                         f"weights of the same --model and --model-overrides.") from None
 
 
 def train(config: TrainConfig, callbacks=()) -> dict:
@@ -124,34 +171,33 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     ``TrainingDiverged`` when the loss stops being finite.
     """
     run_dir = Path(config.out)
+    writer = config.strategy != "multiworker" or is_chief()
+    if writer:
+        _check_same_run(config, run_dir)
     if (run_dir / "metrics.json").exists():
         print(f"{run_dir} is a finished run (metrics.json exists); nothing to train."
               + next_steps(run_dir, config.model))
         return json.loads((run_dir / "metrics.json").read_text())
     source = check_config(config)
-    writer = config.strategy != "multiworker" or is_chief()
-    if writer:
-        _check_same_run(config, run_dir)
     strategy = make_strategy(config.strategy)
     check_batch_size(config.batch_size, strategy)
     check_jit_compile(config.jit_compile, strategy)
     write_dir = run_dir if writer else Path(tempfile.mkdtemp(prefix="worker-"))
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load_data(config, source)
-    write_dir.mkdir(parents=True, exist_ok=True)
-    config.save(write_dir / "config.json")
     steps = data.steps_per_epoch(config.batch_size)
     with _precision(config.mixed_precision):
         with strategy.scope():
             model = build_model(config, data, strategy.num_replicas_in_sync)
+            load_initial_weights(model, config.init_from)
             compile_model(model, config, steps)
+        write_dir.mkdir(parents=True, exist_ok=True)
+        config.save(write_dir / "config.json")  # every setting has been checked by now
         if config.strategy == "multiworker":
             _build_before_fit(model, strategy, data.train)
         extra = list(callbacks) + _recording(config, data, write_dir)
         run = make_callbacks(config, write_dir, steps, extra)
-        with fused_batchnorm() if config.fused_batchnorm else contextlib.nullcontext():
-            model.fit(data.train, validation_data=data.test,
-                      epochs=config.resolved_epochs(steps), callbacks=run, shuffle=False)
+        fit(model, config, data, run, config.resolved_epochs(steps))
         if run[0].diverged:
             raise TrainingDiverged(_diverged_message(run[0].diverged, run_dir))
         metrics = finish(model, config, data, write_dir, strategy.num_replicas_in_sync)
@@ -171,10 +217,13 @@ def _build_before_fit(model, strategy, dataset) -> None:
 
 
 def _check_same_run(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse to resume or report a run folder that holds another run (finished or not)."""
     saved = run_dir / "config.json"
-    if saved.exists() and TrainConfig.load(saved) != config:
-        raise ValueError(f"{run_dir} holds a run with a different config ({saved}); rerun with "
-                         f"the same settings to resume it, or choose another --out.")
+    changed = saved.is_file() and TrainConfig.load(saved).differences(config)
+    if changed:
+        raise ValueError(f"{run_dir} holds a run with a different config (saved, now: "
+                         f"{changed}); rerun with the same settings to resume it, or choose "
+                         f"another --out.")
 
 
 @contextlib.contextmanager
@@ -189,12 +238,14 @@ def _precision(mixed: bool):
 
 
 def _recording(config: TrainConfig, data: data_lib.Data, run_dir: Path) -> list:
-    """Jastrzebski et al.'s measurements during training, every ``record_every`` epochs."""
+    """Jastrzebski et al.'s measurements during training, every ``record_every`` epochs, on 4
+    batches of each split (Figs. 2 and 4; the training batches are epoch 0's, augmented)."""
     if config.record_every <= 0:
         return []
     from analysis.callback import IterativeInferenceCallback
 
-    return [IterativeInferenceCallback(batches=data.test.take(4), every=config.record_every,
+    batches = {"train": data.train.take(4), "test": data.test.take(4)}
+    return [IterativeInferenceCallback(batches=batches, every=config.record_every,
                                        out_dir=run_dir)]
 
 

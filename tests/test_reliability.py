@@ -1,0 +1,254 @@
+"""Issue 11's cases: kills that must not lose or bend a run, and bad input that must exit 2 with
+a message (numbers in the test names are the issue's)."""
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainers import data as data_lib
+from trainers import train as train_lib
+from trainers.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def small(out, **settings):
+    return TrainConfig(**{"model": "resnet8", "dataset": "synthetic", "epochs": 3,
+                          "batch_size": 32, "train_size": 128, "test_size": 32,
+                          "out": str(out), **settings})
+
+
+def command(out) -> list[str]:
+    return [sys.executable, "-m", "trainers.train", "--model", "resnet8", "--dataset",
+            "synthetic", "--train-size", "128", "--test-size", "32", "--epochs", "3",
+            "--batch-size", "32", "--out", str(out)]
+
+
+def final_state(out: Path):
+    import keras_resnets  # noqa: F401  (the zoo's layers, for loading)
+
+    model = keras.models.load_model(out / "final.keras")
+    return int(model.optimizer.iterations.numpy()), model.get_weights()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of ``command``: its folder, iterations and final weights."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    result = subprocess.run(command(out), cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out, *final_state(out)
+
+
+def assert_same_run(out, reference):
+    _, iterations, weights = reference
+    again_iterations, again_weights = final_state(out)
+    assert again_iterations == iterations == 3 * (128 // 32)
+    for a, b in zip(again_weights, weights):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace to kill at a system call")
+@pytest.mark.parametrize("call, path, when", [
+    ("write", "backup/latest.json.tmp", 2),  # 1: mid-way through marking epoch 2 as done
+    ("rename", "backup/latest.json.tmp", 2),  # 2: epoch 2's weights saved, not yet marked done
+])  # every other kill point of an epoch: benchmarks/kill_points.py
+def test_1_2_a_kill_at_the_backup_resumes_to_the_same_run(tmp_path, reference, call, path, when):
+    out = tmp_path / "run"
+    killed = subprocess.run(
+        ["strace", "-f", "-o", "/dev/null", "-P", str(out / path), "-e", f"trace={call}",
+         "-e", f"inject={call}:signal=KILL:when={when}", *command(out)],
+        cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert killed.returncode != 0 and not (out / "metrics.json").exists()
+    resumed = subprocess.run(command(out), cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_run(out, reference)
+    history = pd.read_csv(out / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3]
+
+@pytest.mark.slow
+def test_2_an_interrupted_run_resumes_bit_for_bit(tmp_path, reference):
+    """Weights, step counter, data order and augmentation all resume where they stopped."""
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    config = small(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train_lib.train(config, callbacks=[Interrupt()])
+    keras.backend.clear_session()
+    train_lib.train(config)
+    assert_same_run(Path(config.out), reference)
+    steps = event_steps(Path(config.out) / "tensorboard" / "train")
+    assert sorted(steps) == [1, 2, 3]  # 10: one TensorBoard point per epoch after a resume
+
+
+def event_steps(folder: Path) -> list[int]:
+    """The steps of the ``epoch_loss`` scalars in a TensorBoard folder."""
+    import tensorflow as tf
+
+    return [event.step for path in folder.glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value if value.tag == "epoch_loss"]
+
+
+def cli(argv, capsys):
+    code = train_lib.main(argv)
+    return code, capsys.readouterr().err
+
+
+def base(out):
+    return ["--model", "resnet8", "--dataset", "synthetic", "--epochs", "1", "--batch-size",
+            "32", "--train-size", "64", "--test-size", "32", "--out", str(out)]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--momentum=-5"], "momentum must be in [0, 1)"),  # 4
+    (["--model-overrides", "[1,2]"], "must be a JSON object"),  # 5
+    (["--model-overrides", "null"], "must be a JSON object"),  # 5
+    (["--lr-drop-factor=-1"], "lr_drop_factor must be in (0, 1]"),  # 8
+    (["--learning-rate", "nan"], "learning_rate must be a positive finite number"),  # 8
+    (["--weight-decay=-1e-4"], "weight_decay must be >= 0"),
+])
+def test_4_5_8_bad_settings_exit_2_and_write_nothing(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    code, err = cli(base(out) + flags, capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not out.exists()
+
+@pytest.mark.slow
+def test_4_the_corrected_command_then_runs_in_the_same_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(base(out) + ["--momentum", "-5"], capsys)[0] == 2
+    assert cli(base(out), capsys)[0] == 0
+
+
+def test_5_out_that_is_or_is_under_a_file(tmp_path, capsys):
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "run"):
+        code, err = cli(base(out), capsys)
+        assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_5_read_only_out(tmp_path, capsys):
+    tmp_path.chmod(0o500)
+    try:
+        code, err = cli(base(tmp_path / "run"), capsys)
+    finally:
+        tmp_path.chmod(0o700)
+    assert code == 2 and "cannot be written" in err
+
+
+def write_batch(path: Path, data, labels):
+    path.write_bytes(pickle.dumps({b"data": data, b"labels": labels}))
+
+
+def cifar_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ("data_batch_1", "test_batch"):
+        write_batch(folder / name, np.zeros((4, 3072), np.uint8), [0, 1, 2, 3])
+    return folder
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: (f / "data_batch_1").write_bytes(b"\x80\x04\x95 trunc"),
+     "data_batch_1 is not a CIFAR python batch"),
+    (lambda f: (f / "data_batch_1").write_text("hello"),
+     "data_batch_1 is not a CIFAR python batch"),
+    (lambda f: write_batch(f / "data_batch_1", np.zeros((4, 100), np.uint8), [0] * 4),
+     "data_batch_1: expected data of shape (N, 3072)"),
+    (lambda f: write_batch(f / "data_batch_1", np.zeros((4, 3072), np.uint8), [0, 1, 2, 10]),
+     "data_batch_1: labels must be in [0, 9]"),
+    (lambda f: (f / "test_batch").unlink(), "has CIFAR batches but no test batch"),
+])
+def test_5_10_broken_cifar_files_name_the_file_and_the_fault(tmp_path, capsys, damage, message):
+    folder = cifar_folder(tmp_path)
+    damage(folder)
+    code, err = cli(base(tmp_path / "run") + ["--dataset", "cifar10", "--data-dir", str(folder),
+                                               "--batch-size", "2", "--train-size", "4"],
+                    capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_5_corrupt_cifar_archive(tmp_path, capsys):
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    code, err = cli(base(tmp_path / "run") + ["--dataset", "cifar10", "--data-dir",
+                                              str(tmp_path)], capsys)
+    assert code == 2 and "is not a readable CIFAR archive" in err
+
+@pytest.mark.slow
+def test_6_a_finished_run_refuses_another_config_and_accepts_a_trailing_slash(
+        tmp_path, capsys, reference):
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    code, err = cli(base(out) + ["--model", "preact8", "--epochs", "60"], capsys)
+    assert code == 2 and "different config" in err
+    metrics = train_lib.train(small(str(out) + "/"))  # the same run, spelled with a slash
+    assert metrics == json.loads((out / "metrics.json").read_text())
+
+@pytest.mark.slow
+def test_7_final_keras_loads_with_only_keras_resnets_imported(reference):
+    script = ("import keras, keras_resnets, sys; "
+              "m = keras.saving.load_model(sys.argv[1]); "
+              "print(m.optimizer.get_config()['learning_rate']['class_name'])")
+    result = subprocess.run([sys.executable, "-c", script, str(reference[0] / "final.keras")],
+                            cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "StepSchedule"
+
+
+def test_10_a_backup_from_an_older_version_is_refused_with_advice(tmp_path):
+    config = small(tmp_path / "run", epochs=1)
+    backup = Path(config.out) / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text("")
+    with pytest.raises(ValueError, match="older format.*delete it"):
+        train_lib.train(config)
+
+
+def test_10_missing_test_batch_is_not_reported_as_no_data(tmp_path):
+    folder = cifar_folder(tmp_path)
+    (folder / "test_batch").unlink()
+    with pytest.raises(ValueError, match="no test batch"):
+        data_lib.locate("cifar10", str(tmp_path))
+
+@pytest.mark.slow
+def test_10_a_new_run_starts_from_another_runs_checkpoint(tmp_path, reference):
+    """The documented way to continue a diverged run: its last good checkpoint, a lower
+    learning rate, another folder."""
+    checkpoint = reference[0] / "checkpoints" / "epoch-0003.weights.h5"
+    config = small(tmp_path / "again", init_from=str(checkpoint), learning_rate=0.01, epochs=1)
+    data = data_lib.load_data(config)
+    model = train_lib.build_model(config, data)
+    train_lib.load_initial_weights(model, config.init_from)
+    for a, b in zip(model.get_weights(), reference[2]):
+        np.testing.assert_array_equal(a, b)
+    metrics = train_lib.train(config)
+    assert metrics["epochs"] == 1 and metrics["iterations"] == 128 // 32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("init_from, message", [
+    ("{tmp}/missing.weights.h5", "no such file"),
+    ("{reference}/checkpoints/epoch-0003.weights.h5", "does not fit"),
+])
+def test_10_init_from_errors(tmp_path, capsys, reference, init_from, message):
+    path = init_from.format(tmp=tmp_path, reference=reference[0])
+    code, err = cli(base(tmp_path / "run") + ["--init-from", path, "--model", "preact8"],
+                    capsys)
+    assert code == 2 and message in err and "Traceback" not in err
