@@ -18,8 +18,8 @@ deleted. A run killed between the two renames leaves only ``.old-VERSION``; the 
 back (and says so) before anything else. Exit codes: 0 exported, 2 bad input (one ``error:``
 line), 1 the writing failed (the old version is kept).
 
-Statistics, first found wins: ``--mean``/``--std``; the run folder's ``normalization.json`` (or
-``mean``/``std`` in its ``metrics.json``); recomputed from its ``config.json`` by the trainer's
+Statistics, first found wins: ``--mean``/``--std``; the ``normalization`` the trainer writes
+in the run folder's ``metrics.json``; recomputed from its ``config.json`` by the trainer's
 data pipeline; for a ``.keras`` file with no run's ``config.json`` beside it, CIFAR-10's
 published statistics (the manifest and the command's output say so).
 """
@@ -132,13 +132,11 @@ def load_zoo_model(path: Path):
 
 def run_normalization(run_dir: Path) -> Normalization:
     """The training statistics of a run: stored by the trainer, else recomputed from its config."""
-    for name in ("normalization.json", "metrics.json"):
-        path = run_dir / name
-        if path.is_file():
-            stored = json.loads(path.read_text())
-            stored = stored.get("normalization", stored)
-            if "mean" in stored and "std" in stored:
-                return Normalization(tuple(stored["mean"]), tuple(stored["std"]), str(path))
+    path = run_dir / "metrics.json"
+    if path.is_file():
+        stored = json.loads(path.read_text()).get("normalization", {})
+        if "mean" in stored and "std" in stored:
+            return Normalization(tuple(stored["mean"]), tuple(stored["std"]), str(path))
     from trainers.config import TrainConfig
     from trainers.data import load_data
 

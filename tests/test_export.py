@@ -55,7 +55,7 @@ def keras_probabilities(model, images, mean, std):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A run folder (plain preact8, stats in normalization.json) and a bare gated .keras file
+    """A run folder (plain preact8, stats in its metrics.json) and a bare gated .keras file
     (stats by flag), both exported; expected probabilities computed with Keras."""
     root = tmp_path_factory.mktemp("export")
     images = np.random.default_rng(1).integers(0, 256, (8, *SHAPE), dtype=np.uint8)
@@ -67,7 +67,7 @@ def exported(tmp_path_factory):
     run.mkdir(parents=True)
     plain.save(run / "final.keras")
     TrainConfig(model="preact8", dataset="synthetic", out=str(run)).save(run / "config.json")
-    (run / "normalization.json").write_text(json.dumps({"mean": MEAN, "std": STD}))
+    (run / "metrics.json").write_text(json.dumps({"normalization": {"mean": MEAN, "std": STD}}))
     cases["plain"] = (export(run, root / "serving" / "preact8" / "1"),
                       keras_probabilities(plain, images, MEAN, STD))
 
@@ -86,7 +86,7 @@ def test_tf_serving_layout_and_manifest(exported):
     manifest = json.loads((version / "assets.extra" / "export.json").read_text())
     assert manifest == cases["plain"][0]
     assert manifest["mean"] == list(MEAN) and manifest["std"] == list(STD)
-    assert manifest["normalization_source"].endswith("normalization.json")
+    assert manifest["normalization_source"].endswith("metrics.json")
     assert manifest["input_shape"] == list(SHAPE) and manifest["num_classes"] == 10
     assert not list((root / "serving" / "preact8").glob(".*")), "staging folder left behind"
 

@@ -96,8 +96,9 @@ def read_history(path) -> pd.DataFrame:
 class EpochScalars(keras.callbacks.Callback):
     """TensorBoard scalars per epoch: ``train/`` and ``validation/`` runs under ``log_dir``.
 
-    Written with ``tf.summary.write`` and the scalars plugin's metadata, which needs only
-    TensorFlow: the ``tensorboard`` package (which Keras' own callback needs) is not installed.
+    Written with ``tf.summary.write`` and the scalars plugin's metadata: per epoch, after the
+    epoch's backup (so a repeated epoch never gets a second point), with TensorFlow alone
+    (the pinned ``tensorboard`` package is only needed to view them).
     """
 
     METADATA = summary_pb2.SummaryMetadata(

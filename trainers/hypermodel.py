@@ -117,11 +117,6 @@ class TrialFolders:
         run_dir = self.get_trial_dir(trial.trial_id)
         return super().run_trial(trial, *args, run_dir=run_dir, **kwargs)
 
-    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
-        """Nothing to configure: the trainer's TensorBoard callback is made in ``fit`` with the
-        trial's folder. KerasTuner's version imports ``tensorboard``, which TF no longer
-        installs, even when no TensorBoard callback was passed to ``search``."""
-
 
 class RandomSearch(TrialFolders, keras_tuner.RandomSearch):
     pass

@@ -252,7 +252,7 @@ def _check_models(space: SearchSpace) -> None:
                            for value in model[option].candidates()]
         for overrides in settings:
             try:
-                _check_depth(name, resolve(name, **overrides))
+                resolve(name, **overrides)  # every impossible setting, shared depth included
             except ValueError as error:
                 errors.append(str(error))
     if errors:
@@ -260,13 +260,3 @@ def _check_models(space: SearchSpace) -> None:
         more = f" (and {len(unique) - 3} more)" if len(unique) > 3 else ""
         raise ValueError(f"{len(unique)} invalid model setting(s) in the space: "
                          f"{' | '.join(unique[:3])}{more}")
-
-
-def _check_depth(name: str, settings: dict) -> None:
-    """Weight-shared variants need more units per stage than they share (Jastrzebski et al.
-    share the top 13 of 18); ``resolve`` leaves this to the builder, which is too late here."""
-    shared, units = settings.get("shared_blocks", 0), settings["units_per_stage"]
-    if shared >= units:
-        raise ValueError(f"Impossible depth in {name!r}: it shares the top {shared} units of each "
-                         f"stage, so it needs at least {shared + 1} units per stage; it has "
-                         f"{units}.")
