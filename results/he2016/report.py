@@ -10,6 +10,7 @@ of a 20-epoch ResNet-20 on 10,000 images is of that order (not yet measured here
 ``claims.md``). Rows not trained yet make their claims "pending".
 """
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,18 @@ def claims_table(tables: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_spread() -> str:
+    """The measured spread of preact20 over seeds at this scale (``run.sh``'s last step)."""
+    errors = sorted(json.loads(path.read_text())["test_error"]
+                    for path in HERE.glob("runs/preact20-seed*/metrics.json"))
+    if len(errors) < 2:
+        return (f"Seed spread: not measured yet ({len(errors)} of preact20's 3 seeds trained); the "
+                f"{NOISE:g}-point threshold is an assumption until it is.")
+    return (f"Seed spread: preact20 over {len(errors)} seeds, test error "
+            f"{', '.join(f'{e:.2f}' for e in errors)} (range {errors[-1] - errors[0]:.2f} "
+            f"points), against the {NOISE:g}-point threshold.")
+
+
 def update_readme(text: str) -> None:
     """Replace the block between ``MARKERS`` in the project README with ``text``."""
     readme = README.read_text()
@@ -110,9 +123,10 @@ def main():
         "# He et al. 2016's claims at this study's scale\n\n"
         f"One seed per row; margins under {NOISE:g} point are called \"cannot tell at this "
         f"scale\". Margin = the best competitor's test error minus the claimed winner's.\n\n"
-        + claims_md + "\n")
-    update_readme(f"{rows_md}\n\n{claims_md}")
-    print(rows_md, claims_md, sep="\n\n")
+        + claims_md + "\n\n" + seed_spread() + "\n")
+    spread = seed_spread()
+    update_readme(f"{rows_md}\n\n{claims_md}\n\n{spread}")
+    print(rows_md, claims_md, spread, sep="\n\n")
 
 
 if __name__ == "__main__":
