@@ -4,13 +4,20 @@
 
 Trains, with ``trainers.train.train``, three models and puts them side by side:
 - ``resnet{depth}-shared``: the top ``shared`` units of each stage share all weights (naive);
-- ``resnet{depth}-shared-bn``: they share the convolutions, each step keeps its own BN;
+- ``resnet{depth}-shared-bn``: they share the convolutions, each step keeps its own BN
+  statistics, gamma and beta, gamma initialised to 0.1 (the paper's "unshared BN");
 - ``resnet{d}``: an unshared baseline whose depth ``d`` gives about the same parameter count
   as the naive shared net (``resnet38`` for 110/13, found by ``matching_baseline``).
 The paper finds that naive sharing overfits and is worse than the baseline, and that unshared
 BN closes much of the gap. Writes ``sharing.csv``, ``sharing.md``, ``sharing.png`` (train and
 test error per epoch) and ``sharing_config.json`` into ``--out``; every run has its own folder.
 Anything below the paper's scale (fewer epochs or examples, other depth) is labelled REDUCED.
+``--ablation 1`` adds Fig. 9's rows: unshared BN with one part turned off (shared statistics,
+shared gamma and beta, or gamma initialised to 1).
+
+Measurements for Fig. 8 on any zoo model: ``gradient_norm_ratio`` (``||dL/dh_1|| /
+||dL/dh_{1+2n}||``, per epoch through ``gradient_ratio_callback``) and ``activation_norms``
+(``||h_j||`` and ``||F_j(h_j)||`` per block, meant at initialisation).
 """
 
 import argparse
@@ -43,6 +50,7 @@ class SharingConfig:
     batch_size: int = 128
     seed: int = 0
     strategy: str = "auto"
+    ablation: int = 0  # 1: also the three Fig. 9 rows (one part of unshared BN off each)
 
     def __post_init__(self):
         from keras_resnets.registry import resolve
@@ -93,12 +101,22 @@ def matching_baseline(depth: int, shared: int) -> str:
     return f"resnet{6 * n + 2}"
 
 
+# Fig. 9: the remedy with one part turned off (keras_resnets.registry.VARIANTS).
+ABLATION_RUNS = {"unshared BN, shared statistics": "shared-bn-shared-stats",
+                 "unshared BN, shared gamma and beta": "shared-bn-shared-affine",
+                 "unshared BN, gamma initialised to 1": "shared-bn-gamma1"}
+
+
 def experiment_runs(config: SharingConfig) -> dict:
-    """label -> (model name, overrides) of the three runs."""
+    """label -> (model name, overrides) of the three runs (six with ``ablation``)."""
     overrides = shared_overrides(config)
-    return {"shared (naive)": (f"resnet{config.depth}-shared", overrides),
+    runs = {"shared (naive)": (f"resnet{config.depth}-shared", overrides),
             "shared convs, unshared BN": (f"resnet{config.depth}-shared-bn", overrides),
             "unshared baseline": (matching_baseline(config.depth, config.shared), {})}
+    if config.ablation:
+        runs.update({label: (f"resnet{config.depth}-{variant}", overrides)
+                     for label, variant in ABLATION_RUNS.items()})
+    return runs
 
 
 def train_config(config: SharingConfig, model: str, overrides: dict):
@@ -154,6 +172,115 @@ def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict) -
         f"{markdown_table(table)}\n\n![training curves](sharing.png)\n")
 
 
+def _stage_starts(chain) -> list[int]:
+    """0-based index of the first block of every stage, in order."""
+    starts, seen = [], set()
+    for block in chain.blocks:
+        if block.stage not in seen:
+            seen.add(block.stage)
+            starts.append(block.index)
+    return starts
+
+
+def _keeping_statistics(model, measure, training):
+    """``measure()``, with BN's moving statistics restored afterwards when ``training`` (a
+    training-mode pass updates them; a measurement must leave the model as it was)."""
+    saved = [(v, v.numpy()) for v in model.non_trainable_weights] if training else []
+    try:
+        return measure()
+    finally:
+        for variable, value in saved:
+            variable.assign(value)
+
+
+def gradient_norm_ratio(model, images, labels, training: bool = False) -> float:
+    """Fig. 8 right: ``||dL/dh_1|| / ||dL/dh_{1+2n}||``, the gradient norm at the input of the
+    first block of the first stage over that at the input of the first block of the last
+    stage (block ``1 + 2n`` of a 3-stage net of ``n`` blocks per stage; a shared stack counts
+    one block per step). ``L`` is the summed softmax cross-entropy of the batch (the ratio does
+    not depend on that scale); the norms are over the whole batch. ``training``: BN uses batch
+    statistics (the moving statistics are left untouched); default: inference mode, as
+    ``analysis.measures``. Cheap enough to call once per epoch on a fixed batch."""
+    import tensorflow as tf
+
+    from analysis.measures import crossentropy, prepare
+    from keras_resnets.chain import ResidualChain
+
+    chain = ResidualChain(model)
+    images, labels = prepare(images, labels)
+    first, last = _stage_starts(chain)[0], _stage_starts(chain)[-1]
+
+    def measure():
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(images)
+            inputs, _, logits = chain.hidden_states(images, training=training)
+            loss = tf.reduce_sum(crossentropy(labels, logits))
+        low, high = tape.gradient(loss, [inputs[first], inputs[last]],
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return float(tf.norm(low) / tf.norm(high))
+
+    return _keeping_statistics(model, measure, training)
+
+
+def activation_norms(model, images, training: bool = True) -> pd.DataFrame:
+    """Fig. 8: per block ``j`` (0-based, in order), the mean over examples of ``||h_j||``
+    (its input) and of ``||F_j(h_j)||`` (its branch output), and the logits' norm as the last
+    row's ``output_norm``. Meant at initialisation: ``training=True`` (default) normalises with
+    batch statistics, since untrained moving statistics say nothing; they are restored."""
+    import tensorflow as tf
+
+    from keras_resnets.chain import ResidualChain
+
+    chain = ResidualChain(model)
+    images = tf.cast(images, tf.float32)
+
+    def norm(x):
+        return float(tf.reduce_mean(tf.norm(tf.reshape(tf.cast(x, tf.float32),
+                                                       [tf.shape(x)[0], -1]), axis=1)))
+
+    def measure():
+        inputs, parts, logits = chain.hidden_states(images, training=training)
+        rows = [{"block": j, "stage": block.stage, "shared": _is_shared_step(model, block),
+                 "input_norm": norm(h), "residual_norm": norm(p.residual)}
+                for j, (block, h, p) in enumerate(zip(chain.blocks, inputs, parts))]
+        table = pd.DataFrame(rows)
+        table["output_norm"] = float("nan")
+        table.loc[table.index[-1], "output_norm"] = norm(logits)
+        return table
+
+    return _keeping_statistics(model, measure, training)
+
+
+def _is_shared_step(model, block) -> bool:
+    from keras_resnets.shared import SharedResidualStack
+
+    return any(isinstance(layer, SharedResidualStack) and block.unit in layer.units
+               for layer in model.layers)
+
+
+def gradient_ratio_callback(images, labels, training: bool = False):
+    """A Keras callback recording ``gradient_norm_ratio`` on one fixed batch before training
+    (epoch 0) and after every epoch; its ``history`` is a list of ``(epoch, ratio)``."""
+    import keras
+
+    class GradientRatioHistory(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history = []
+
+        def _record(self, epoch):
+            self.history.append(
+                (epoch, gradient_norm_ratio(self.model, images, labels, training)))
+
+        def on_train_begin(self, logs=None):
+            self._record(0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._record(epoch + 1)
+
+    return GradientRatioHistory()
+
+
 HELP = {"dataset": "synthetic, cifar10, cifar100 or a prepared TFDS dataset",
         "epochs": "train each run this long (None: the recipe's 64k iterations)",
         "out": "experiment folder; each run trains into OUT/<model>",
@@ -161,8 +288,10 @@ HELP = {"dataset": "synthetic, cifar10, cifar100 or a prepared TFDS dataset",
         "data_dir": "where the dataset lies (see trainers.data)",
         "train_size": "first N training examples only", "test_size": "first N test examples",
         "batch_size": "global batch", "seed": "random seed of every run",
-        "strategy": "auto, default, mirrored or multiworker"}
-INTEGER_FIELDS = ("epochs", "depth", "shared", "train_size", "test_size", "batch_size", "seed")
+        "strategy": "auto, default, mirrored or multiworker",
+        "ablation": "1: also train Fig. 9's three ablations of unshared BN"}
+INTEGER_FIELDS = ("epochs", "depth", "shared", "train_size", "test_size", "batch_size", "seed",
+                  "ablation")
 
 
 def make_parser() -> argparse.ArgumentParser:

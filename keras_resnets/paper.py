@@ -7,6 +7,8 @@ and the tests read the same facts.
 
 from dataclasses import dataclass, field
 
+from keras_resnets.names import format_name
+
 
 @dataclass(frozen=True)
 class PaperResult:
@@ -21,8 +23,7 @@ class PaperResult:
 
     def model_name(self, depth: int | None = None) -> str:
         """The zoo name of this row, at the paper's depth or at ``depth``."""
-        name = f"{self.base}{depth or self.depth}"
-        return f"{name}-{self.variant}" if self.variant else name
+        return format_name(self.base, depth or self.depth, variant=self.variant)
 
 
 def _row(table, case, base, depth, variant="", error=None, dataset="cifar10", **overrides):
@@ -103,6 +104,19 @@ PARAMETERS: dict[str, PaperParameters] = {  # the zoo's defaults: zero-padding f
     "j18-single": PaperParameters("1,829,210", include_statistics=True),
     "j18-avgpool": PaperParameters("12,201,310", include_statistics=True),
     "j18-wrn": PaperParameters("45,732,842", include_statistics=True),
+}
+
+# Jastrzebski et al. 2018, Table 1 (sharing): parameter counts as ranges (thousands, inclusive),
+# papers.md section 2. The zoo's j18 networks fall inside them counting trainable parameters
+# (conv biases, BN gamma and beta; not BN's moving statistics).
+SHARING_PARAMETER_RANGES: dict[str, tuple[int, int]] = {
+    "j18-resnet32": (467, 473),
+    "j18-resnet38": (565, 571),
+    "j18-resnet110-ubn": (570, 576),
+    "j18-resnet146-ubn": (573, 579),
+    "j18-resnet182-ubn": (576, 581),
+    "j18-resnet56": (857, 863),
+    "j18-resnet110": (1734, 1740),
 }
 
 

@@ -10,12 +10,12 @@ tables below; adding a model is adding a row.
 import dataclasses
 import difflib
 import inspect
-import re
 from dataclasses import dataclass, field
 
 from keras_resnets import paper, pretrained
 from keras_resnets.architectures import check_architecture, resnet
 from keras_resnets.branches import CONVS_PER_UNIT
+from keras_resnets.names import has_widen, parse_name
 from keras_resnets.shortcuts import SHORTCUT_OPTIONS, resolve_shortcut
 
 
@@ -72,10 +72,25 @@ VARIANTS = {
     "1conv": Variant("Table 3: one 3x3 conv per unit (depth 3n+2)", {"branch": "single"}),
     "shared": Variant("Jastrzebski et al. Fig. 8: top 13 units of each stage share weights",
                       {"shared_blocks": 13, "share_batchnorm": True, "projection": "conv"}),
-    "shared-bn": Variant("Jastrzebski et al. Fig. 8: shared convs, unshared BN per step",
+    "shared-bn": Variant("Jastrzebski et al. Fig. 8: shared convs; unshared BN (per-step "
+                         "statistics, per-step gamma and beta, gamma initialised to 0.1)",
                          {"shared_blocks": 13, "share_batchnorm": False,
                           "projection": "conv"}),
+    # Fig. 9: the remedy with one of its three parts turned off (keras_resnets.shared).
+    "shared-bn-shared-stats": Variant(
+        "Jastrzebski et al. Fig. 9: unshared BN without per-step statistics",
+        {"shared_blocks": 13, "share_batchnorm": {"unshared_statistics": False},
+         "projection": "conv"}),
+    "shared-bn-shared-affine": Variant(
+        "Jastrzebski et al. Fig. 9: unshared BN without per-step gamma and beta",
+        {"shared_blocks": 13, "share_batchnorm": {"unshared_affine": False},
+         "projection": "conv"}),
+    "shared-bn-gamma1": Variant(
+        "Jastrzebski et al. Fig. 9: unshared BN with gamma initialised to 1, not 0.1",
+        {"shared_blocks": 13, "share_batchnorm": {"gamma_init": 1.0}, "projection": "conv"}),
 }
+SHARING_VARIANTS = ("shared", "shared-bn", "shared-bn-shared-stats", "shared-bn-shared-affine",
+                    "shared-bn-gamma1")
 
 # Jastrzebski et al. 2018 (papers.md, section 2): pre-activation blocks BN-ReLU-conv-BN-ReLU-conv
 # whose convs have biases, 1x1 projection shortcuts, classifier BN-ReLU-AvgPool(8,8)-Flatten-FC
@@ -92,6 +107,25 @@ NETWORKS = {
         "Jastrzebski et al. 2018: single representation, 3x3 conv then 10 blocks, all 100 "
         "filters at 32x32 (no downsampling); AvgPool(8,8) -> 4x4x100 -> FC",
         (10,), (100,), {**JASTRZEBSKI, "head_grid": 4}),
+    # Table 1 (sharing): the same blocks at other depths, and ResNet-110/146/182 whose top
+    # 13/19/25 blocks of each stage share their convs with unshared BN (6 distinct blocks per
+    # stage, as ResNet-38). Their trainable parameters (conv biases, BN gamma and beta; not the
+    # moving statistics) fall in Table 1's ranges (paper.SHARING_PARAMETER_RANGES); the same
+    # count of j18-resnet110 is 1,734,666, while the 1,742,762 the paper prints for it elsewhere
+    # also counts the moving statistics.
+    **{f"j18-resnet{6 * n + 2}": Network(
+        f"Jastrzebski et al. 2018 Table 1: ResNet-{6 * n + 2}, the j18-resnet110 blocks, "
+        f"{n} per stage", (n, n, n), (16, 32, 64), JASTRZEBSKI) for n in (5, 6, 9)},
+    **{f"j18-resnet{6 * n + 2}-ubn": Network(
+        f"Jastrzebski et al. 2018 Table 1: ResNet-{6 * n + 2}-UBN, {n} blocks per stage, the "
+        f"top {n - 5} sharing convs, unshared BN per step (gamma initialised to 0.1)",
+        (n, n, n), (16, 32, 64), {**JASTRZEBSKI, "shared_blocks": n - 5,
+                                  "share_batchnorm": False}) for n in (18, 24, 30)},
+    "j18-resnet110-shared": Network(
+        "Jastrzebski et al. 2018 Fig. 8: ResNet-110 whose top 13 blocks of each stage share "
+        "everything (naive sharing; BN statistics, gamma and beta too)",
+        (18, 18, 18), (16, 32, 64), {**JASTRZEBSKI, "shared_blocks": 13,
+                                     "share_batchnorm": True}),
     # The single-representation net 3 times at 150 filters: one stem conv, the 2x2 average
     # pooling after sets 1 and 2 (32 -> 16 -> 8 px), and after set 3 the classifier's own
     # AvgPool(8,8) -> 1x1x150 -> FC. Exactly the paper's 12,201,310 parameters (a third 2x2
@@ -136,7 +170,7 @@ def list_models(pattern: str = "*") -> list[str]:
     names = [f"{base}{depth}" for base in ("resnet", "preact")
              for depth in PAPER_DEPTHS["basic"] + PAPER_DEPTHS["bottleneck"]]
     names += [row.model_name() for row in paper.RESULTS]
-    names += [f"resnet110-{v}" for v in ("shared", "shared-bn")]
+    names += [f"resnet110-{v}" for v in SHARING_VARIANTS]
     names += EXTRA_MODELS
     names += list(NETWORKS)
     unique = list(dict.fromkeys(names))
@@ -149,22 +183,22 @@ def _suggest(name: str) -> str:
 
 
 def _parse(name: str) -> tuple[str, Family, int, int, str]:
-    match = re.fullmatch(r"(resnet|preact|wrn)(\d+)((?:-\d+)?)(?:-(.+))?", name)
-    if not match:
+    parts = parse_name(name)
+    if parts is None:
         raise ValueError(
             f"Unknown model {name!r}: names are {{resnet,preact}}{{depth}}[-variant], "
             f"wrn{{depth}}-{{widen}}[-variant] or a paper's network ({', '.join(NETWORKS)})."
             f"{_suggest(name)} See keras_resnets.list_models().")
-    prefix, depth, widen, variant = match.groups()
-    family = FAMILIES[prefix]
-    if family.widened != bool(widen):
-        expected = "wrn{depth}-{widen}, e.g. wrn28-10" if family.widened else f"{prefix}{{depth}}"
+    family = FAMILIES[parts.family]
+    if family.widened != has_widen(name):
+        expected = ("wrn{depth}-{widen}, e.g. wrn28-10" if family.widened
+                    else f"{parts.family}{{depth}}")
         raise ValueError(f"Bad model name {name!r}: expected {expected}.{_suggest(name)}")
-    if variant is not None and variant not in VARIANTS:
+    if parts.variant and parts.variant not in VARIANTS:
         raise ValueError(
-            f"Unknown variant {variant!r} in {name!r}; accepted: {', '.join(VARIANTS)}."
+            f"Unknown variant {parts.variant!r} in {name!r}; accepted: {', '.join(VARIANTS)}."
             f"{_suggest(name)}")
-    return prefix, family, int(depth), int(widen[1:]) if widen else 1, variant or ""
+    return parts.family, family, parts.depth, parts.widen, parts.variant
 
 
 def _default_branch(depth: int, offset: int) -> str:

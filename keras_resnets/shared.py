@@ -1,29 +1,93 @@
-"""Weight-shared residual blocks: Jastrzebski et al. 2018, Sec. 6 (Figure 8).
+"""Weight-shared residual blocks: Jastrzebski et al. 2018, Sec. 6 (Figure 8, Figure 9).
 
 ``SharedResidualStack`` applies one residual unit ``steps`` times, as if the top blocks of a
-stage were unrolled iterations of a single block. With ``share_batchnorm=True`` the whole unit
-is reused ("naive sharing"); with ``False`` only the convolutions are shared and each step keeps
-its own BN statistics and affine parameters, the paper's remedy.
+stage were unrolled iterations of a single block. The conv weights (and conv biases) are always
+shared; what happens to batch normalisation is set by three switches, the three parts of the
+paper's remedy ("unshared BN", a recurrent-BN variant) that Fig. 9 ablates one at a time:
+
+- ``unshared_statistics``: each step keeps its own moving mean and variance (in training every
+  step normalises with its own batch statistics either way; this is what inference uses);
+- ``unshared_affine``: each step keeps its own gamma and beta;
+- ``gamma_init``: the initial gamma of every BN of the shared steps (0.1 in the remedy, 1.0 as
+  Keras's default otherwise).
+
+``share_batchnorm`` is the shorthand the builder passes: ``True`` is naive sharing (one unit
+applied ``steps`` times: BN statistics, gamma and beta shared, gamma starting at 1);
+``False`` is exactly the paper's remedy (per-step statistics, per-step gamma and beta, gamma
+initialised to 0.1); a mapping with any of the keys ``unshared_statistics``,
+``unshared_affine``, ``gamma_init`` starts from the remedy and turns parts off, the Fig. 9
+ablation rows (``keras_resnets.registry.VARIANTS``: ``shared-bn-no-stats`` and so on).
 """
 
-import keras
-from keras import layers
+from collections.abc import Mapping
 
+import keras
+from keras import ops
+
+from keras_resnets.normalization import BatchNormalization
 from keras_resnets.units import ResidualUnit, apply_layers
+
+REMEDY = {"unshared_statistics": True, "unshared_affine": True, "gamma_init": 0.1}
+NAIVE = {"unshared_statistics": False, "unshared_affine": False, "gamma_init": 1.0}
+STATISTICS = ("moving_mean", "moving_variance")
+AFFINE = ("gamma", "beta")
+
+
+def batchnorm_mode(share_batchnorm=True, **switches) -> dict:
+    """The three switches from the ``share_batchnorm`` shorthand (see the module docstring),
+    with explicit ``switches`` (not ``None``) applied on top."""
+    if isinstance(share_batchnorm, Mapping):
+        unknown = sorted(set(share_batchnorm) - set(REMEDY))
+        if unknown:
+            raise ValueError(f"Unknown share_batchnorm key(s) {', '.join(unknown)}; accepted: "
+                             f"{', '.join(REMEDY)}.")
+        mode = {**REMEDY, **share_batchnorm}
+    elif isinstance(share_batchnorm, bool):
+        mode = dict(NAIVE if share_batchnorm else REMEDY)
+    else:
+        raise ValueError(f"share_batchnorm must be True, False or a mapping of "
+                         f"{', '.join(REMEDY)}; got {share_batchnorm!r}.")
+    mode.update({k: v for k, v in switches.items() if v is not None})
+    gamma = mode["gamma_init"]
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+        raise ValueError(f"gamma_init must be a number; got {gamma!r}.")
+    return {"unshared_statistics": bool(mode["unshared_statistics"]),
+            "unshared_affine": bool(mode["unshared_affine"]), "gamma_init": float(gamma)}
+
+
+def batchnorms(unit: ResidualUnit) -> list:
+    """Every BN layer of a built unit, in a fixed order."""
+    candidates = (unit.preactivation_layers + unit.branch_layers + unit.shortcut_layers
+                  + unit.after_add_layers)
+    return [layer for layer in candidates if isinstance(layer, BatchNormalization)]
+
+
+def _tie(layer, source, names) -> None:
+    """Make ``layer`` use ``source``'s variables ``names`` (one variable, counted once)."""
+    for name in names:
+        own, shared = getattr(layer, name), getattr(source, name)
+        for tracked in (layer._trainable_variables, layer._non_trainable_variables):
+            for i, variable in enumerate(tracked):
+                if variable is own:
+                    tracked[i] = shared
+        object.__setattr__(layer, name, shared)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
-class SharedResidualStack(layers.Layer):
+class SharedResidualStack(keras.layers.Layer):
     """``steps`` applications of one shape-preserving residual unit with shared conv weights.
 
     Args:
         steps: how many blocks share the weights.
         filters: the width of the stack (input and output).
-        share_batchnorm: share BN too (naive sharing) or keep one BN per step.
-        **unit_options: any other ``ResidualUnit`` argument (ordering, branch, shortcut...).
+        share_batchnorm: ``True`` (naive), ``False`` (the paper's remedy) or a mapping of the
+            switches below (see the module docstring).
+        unit_options: any other ``ResidualUnit`` argument (ordering, branch, shortcut...).
+        unshared_statistics, unshared_affine, gamma_init: override ``share_batchnorm``'s.
     """
 
-    def __init__(self, steps, filters, share_batchnorm=True, unit_options=None, **kwargs):
+    def __init__(self, steps, filters, share_batchnorm=True, unit_options=None,
+                 unshared_statistics=None, unshared_affine=None, gamma_init=None, **kwargs):
         super().__init__(**kwargs)
         if int(steps) != steps or steps < 1:
             raise ValueError(f"steps must be a positive integer; got {steps}.")
@@ -31,7 +95,13 @@ class SharedResidualStack(layers.Layer):
         if unit_options.get("strides", 1) != 1:
             raise ValueError("A shared stack keeps its shape: its units take no strides.")
         self.steps, self.filters = int(steps), int(filters)
-        self.share_batchnorm = bool(share_batchnorm)
+        mode = batchnorm_mode(share_batchnorm, unshared_statistics=unshared_statistics,
+                              unshared_affine=unshared_affine, gamma_init=gamma_init)
+        self.unshared_statistics = mode["unshared_statistics"]
+        self.unshared_affine = mode["unshared_affine"]
+        self.gamma_init = mode["gamma_init"]
+        # Naive sharing in the strict sense: one unit object, applied ``steps`` times.
+        self.share_batchnorm = not (self.unshared_statistics or self.unshared_affine)
         self.unit_options = unit_options
         count = 1 if self.share_batchnorm else self.steps
         self.units = [ResidualUnit(self.filters, name=f"step{i + 1}", **unit_options)
@@ -51,6 +121,15 @@ class SharedResidualStack(layers.Layer):
                 f"got {input_shape[-1]}.")
         for unit in self.units:
             unit.build(input_shape)
+        tied = (() if self.unshared_statistics else STATISTICS) + (
+            () if self.unshared_affine else AFFINE)
+        first = batchnorms(self.units[0])
+        for unit in self.units[1:]:
+            for layer, source in zip(batchnorms(unit), first, strict=True):
+                _tie(layer, source, tied)
+        for unit in self.units:
+            for layer in batchnorms(unit):
+                layer.gamma.assign(ops.full(layer.gamma.shape, self.gamma_init))
 
     def call(self, inputs, training=None):
         return apply_layers(self.step_units, inputs, training)
@@ -60,6 +139,8 @@ class SharedResidualStack(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(steps=self.steps, filters=self.filters,
-                      share_batchnorm=self.share_batchnorm, unit_options=dict(self.unit_options))
+        config.update(steps=self.steps, filters=self.filters, share_batchnorm=True,
+                      unshared_statistics=self.unshared_statistics,
+                      unshared_affine=self.unshared_affine, gamma_init=self.gamma_init,
+                      unit_options=dict(self.unit_options))
         return config

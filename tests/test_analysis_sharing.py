@@ -3,12 +3,15 @@
 import json
 from pathlib import Path
 
+import keras
+import numpy as np
 import pandas as pd
 import pytest
 
 import trainers.train
 from analysis import sharing
 from analysis.sharing import SharingConfig, matching_baseline
+
 
 @pytest.mark.slow
 def test_the_baseline_matches_the_shared_parameter_count():
@@ -56,3 +59,69 @@ def test_trains_three_runs_and_writes_them_side_by_side(tmp_path, monkeypatch):
 def test_cli_refuses_bad_settings(capsys):
     assert sharing.main(["--depth", "20", "--shared", "5"]) == 2
     assert "--shared must be in" in capsys.readouterr().err
+
+
+def tiny(variant, **overrides):
+    import keras_resnets
+
+    keras.utils.set_random_seed(0)
+    return keras_resnets.build(f"preact20-{variant}", shared_blocks=2, input_shape=(8, 8, 3),
+                               **overrides)
+
+
+IMAGES = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+LABELS = np.array([0, 1, 2, 3])
+
+
+def test_gradient_norm_ratio_is_first_over_last_stage_start():
+    import tensorflow as tf
+
+    from keras_resnets import ResidualChain
+
+    model = tiny("shared")
+    before = [v.numpy().copy() for v in model.non_trainable_weights]
+    ratio = sharing.gradient_norm_ratio(model, IMAGES, LABELS, training=True)
+    assert np.isfinite(ratio) and ratio > 0
+    for saved, variable in zip(before, model.non_trainable_weights):  # statistics untouched
+        np.testing.assert_array_equal(saved, variable.numpy())
+    # Direct computation: blocks 0 and 2n = 6 (3 units per stage) of the chain.
+    chain = ResidualChain(model)
+    assert [b.stage for b in chain.blocks].index(3) == 6  # 1 + 2n, 1-based
+    images = tf.constant(IMAGES)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        inputs, _, logits = chain.hidden_states(images, training=False)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(LABELS, logits))
+    low, high = tape.gradient(loss, [inputs[0], inputs[6]])
+    expected = float(tf.norm(low) / tf.norm(high))
+    assert sharing.gradient_norm_ratio(model, IMAGES, LABELS) == pytest.approx(expected, 1e-5)
+
+
+def test_gradient_ratio_callback_records_every_epoch():
+    model = tiny("shared-bn")
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = sharing.gradient_ratio_callback(IMAGES, LABELS)
+    model.fit(IMAGES, LABELS, epochs=2, batch_size=4, verbose=0, callbacks=[callback])
+    assert [epoch for epoch, _ in callback.history] == [0, 1, 2]
+    assert all(np.isfinite(r) for _, r in callback.history)
+
+
+def test_activation_norms_per_block_at_initialisation():
+    model = tiny("shared")
+    table = sharing.activation_norms(model, IMAGES)
+    assert list(table["block"]) == list(range(9))
+    assert table["shared"].tolist() == [False, True, True] * 3
+    assert (table["input_norm"] > 0).all() and (table["residual_norm"] > 0).all()
+    assert np.isfinite(table["output_norm"].iloc[-1])
+    assert table["output_norm"].iloc[:-1].isna().all()
+
+
+def test_ablation_adds_the_fig9_rows():
+    config = SharingConfig(depth=20, shared=2, epochs=1, ablation=1)
+    runs = sharing.experiment_runs(config)
+    assert [model for model, _ in runs.values()][3:] == [
+        "resnet20-shared-bn-shared-stats", "resnet20-shared-bn-shared-affine",
+        "resnet20-shared-bn-gamma1"]
+    assert all(overrides == {"shared_blocks": 2} for _, overrides in list(runs.values())[3:])
+    assert len(sharing.experiment_runs(SharingConfig(depth=20, shared=2))) == 3
+    assert sharing.make_parser().parse_args(["--ablation", "1"]).ablation == 1

@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from keras_resnets.names import parse_name
 from keras_resnets.paper import RESULTS, PaperResult
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
 from trainers.jsonconfig import JsonConfig
@@ -99,7 +100,7 @@ class AblationRow:
     @property
     def case(self) -> str:
         """The paper's case, naming the trained depth (Table 3 cases name their depth)."""
-        depth = re.match(r"[a-z]+(\d+)", self.model).group(1)
+        depth = parse_name(self.model).depth
         return re.sub(r"ResNet-\d+", f"ResNet-{depth}", self.paper[0].case)
 
     @property

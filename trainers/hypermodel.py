@@ -15,9 +15,10 @@ import keras
 import keras_tuner
 
 import keras_resnets
+from keras_resnets.names import format_name
 from trainers.config import TrainConfig
 from trainers.data import load_data
-from trainers.spaces import OVERRIDE_KEYS, SearchSpace, model_name
+from trainers.spaces import OVERRIDE_KEYS, SearchSpace
 from trainers.train import build_model, compile_model, fit, make_callbacks
 
 TRIAL_INFO = "trial_info.json"  # the model a trial trains: name, overrides, parameter count
@@ -57,8 +58,8 @@ class ZooHyperModel(keras_tuner.HyperModel):
     def trial_config(self, hp, out: str | None = None) -> TrainConfig:
         """The ``TrainConfig`` a trial trains: the base config with the trial's values."""
         values = self.values(hp)
-        name = model_name(values["base"], values["depth"], values.get("widen"),
-                          values.get("variant", ""))
+        name = format_name(values["base"], values["depth"], values.get("widen"),
+                           values.get("variant", ""))
         overrides = {k: values[k] for k in OVERRIDE_KEYS if k in values}
         recipe = {k: values[k] for k in self.space.recipe}
         return dataclasses.replace(

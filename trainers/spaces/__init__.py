@@ -27,6 +27,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from keras_resnets.names import format_name
 from keras_resnets.registry import FAMILIES, VARIANTS, resolve
 from keras_resnets.shortcuts import SHORTCUT_OPTIONS, SHORTCUTS
 from trainers.config import TrainConfig
@@ -220,12 +221,6 @@ def _check_recipe(space: SearchSpace) -> None:
                 raise ValueError(f"recipe {name}={value!r}: {error}") from None
 
 
-def model_name(base: str, depth: int, widen: int | None = None, variant: str = "") -> str:
-    """The zoo's name ``{base}{depth}[-{widen}][-{variant}]``."""
-    name = f"{base}{depth}" + (f"-{widen}" if base == "wrn" else "")
-    return f"{name}-{variant}" if variant else name
-
-
 def _check_models(space: SearchSpace) -> None:
     """Resolve every model the space can name, with every option value it can take."""
     model = space.model
@@ -245,7 +240,7 @@ def _check_models(space: SearchSpace) -> None:
     errors = []
     for base, depth, widen, variant in itertools.product(
             bases, model["depth"].candidates(), widens, variants):
-        name = model_name(base, depth, widen if base == "wrn" else None, variant)
+        name = format_name(base, depth, widen, variant)
         values = {"base": base, "variant": variant}
         settings = [{}] + [{option: value} for option in OVERRIDE_KEYS
                            if option in model and space.active(option, values)
