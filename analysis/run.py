@@ -31,6 +31,7 @@ from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES, UPD
 from trainers.config import TrainConfig
 from trainers.data import load_data
 from trainers.folders import check_writable_folder
+from trainers.keras_files import check_keras_file
 
 # --split -> the splits measured; the paper reports train and test (validation) alike.
 SPLITS = {"test": ("test",), "train": ("train",), "both": ("train", "test")}
@@ -103,6 +104,7 @@ def _first(dataset, available: int, limit: int | None, batch_size: int):
 
 def analyze_run(config: AnalysisConfig):
     """Measure the run's ``final.keras`` and write every result into ``config.out``."""
+    check_keras_file(Path(config.run_dir) / "final.keras")
     model = keras.models.load_model(Path(config.run_dir) / "final.keras", compile=False)
     options = {"alphas": config.alphas, "steps": config.steps, "updates": config.updates,
                "last_blocks": config.last_blocks}

@@ -28,10 +28,10 @@ import argparse
 import json
 import shutil
 import sys
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from trainers.keras_files import check_keras_file
 
 # Per-channel statistics of the CIFAR-10 training set on the 0..255 scale: the widely quoted
 # (0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616) times 255.
@@ -92,30 +92,13 @@ def locate(source: Path) -> tuple[Path, Path | None]:
     return model_path, run_dir if (run_dir / "config.json").is_file() else None
 
 
-def archive_error(path: Path) -> str | None:
-    """Why ``path`` is not a whole zip archive (a ``.keras`` file is one), or ``None``.
-
-    Keras reports a truncated or garbled file as "File not found"; reading every member here
-    (``testzip`` checks their CRCs) names the real fault.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        return f"{type(error).__name__}: {error}"
-    return None if damaged is None else f"member {damaged} fails its CRC check"
-
-
 def load_zoo_model(path: Path):
     """Load a ``.keras`` file saved from a ``keras_resnets`` model mapping images to logits."""
     import keras
 
     from keras_resnets import ResidualUnit, SharedResidualStack  # registers the zoo's layers
 
-    problem = archive_error(path)
-    if problem is not None:
-        raise ValueError(f"{path} is a corrupt or unreadable .keras file ({problem}); save or "
-                         f"copy it again.")
+    check_keras_file(path)
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for foreign or broken files.

@@ -143,6 +143,19 @@ def test_5_out_that_is_or_is_under_a_file(tmp_path, capsys):
         assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
 
 
+def test_5_an_out_folder_that_refuses_files(tmp_path, capsys, monkeypatch):
+    """What a read-only folder does to a non-root user, simulated (root writes anyway)."""
+    import trainers.folders
+
+    def refuse(**_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(trainers.folders.tempfile, "TemporaryFile", refuse)
+    code, err = cli(base(tmp_path / "run"), capsys)
+    assert code == 2 and "cannot be written (Permission denied" in err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_5_read_only_out(tmp_path, capsys):
     tmp_path.chmod(0o500)
@@ -252,3 +265,13 @@ def test_10_init_from_errors(tmp_path, capsys, reference, init_from, message):
     code, err = cli(base(tmp_path / "run") + ["--init-from", path, "--model", "preact8"],
                     capsys)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_10_a_corrupt_final_keras_is_reported_as_corrupt(tmp_path, capsys):
+    from analysis.run import main as analysis_main
+
+    small(tmp_path).save(tmp_path / "config.json")
+    (tmp_path / "final.keras").write_bytes(b"PK\x03\x04 truncated")
+    assert analysis_main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a corrupt or unreadable .keras file" in err and "File not found" not in err
