@@ -38,12 +38,12 @@ PRETRAINED: dict[tuple[str, str], Pretrained] = {
         "He et al. 2016 recipe shortened to 153 epochs (59,823 iterations, batch 128, "
         "warm-up and drops at the same fractions) by a 290 s budget; all 50,000 training images "
         "of ../shared/data/cifar10; trainers.array_fit on Keras 3.15.1/JAX 0.11.2, one H200; "
-        "results/pretrained/preact20"),
+        "results/pretrained/runs.csv"),
     ("resnet20", "cifar10"): Pretrained(
         "resnet20", "cifar10", 10, (32, 32, 3), CIFAR10_TRAIN_STANDARDIZE, 0.8897,
         "He et al. 2016 recipe at its full length, 164 epochs (64,124 iterations, "
         "batch 128); all 50,000 training images of ../shared/data/cifar10; trainers.array_fit "
-        "on Keras 3.15.1/JAX 0.11.2, one H200; results/pretrained/resnet20"),
+        "on Keras 3.15.1/JAX 0.11.2, one H200; results/pretrained/runs.csv"),
 }
 
 

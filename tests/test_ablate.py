@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,7 @@ class StubTrainer:
             raise TrainingDiverged("Training diverged: the loss became nan at epoch 1, batch 3")
         metrics = {"test_error": 10.0 + len(self.calls) % 7 + config.seed, "parameters": 1234}
         Path(config.out).mkdir(parents=True, exist_ok=True)
+        (Path(config.out) / "history.csv").write_text(f"epoch,loss\n1,{config.seed + 2.5}\n")
         (Path(config.out) / "metrics.json").write_text(json.dumps(metrics))
         return metrics
 
@@ -181,4 +183,45 @@ def test_a_shared_runs_folder_refuses_a_run_of_another_recipe(tmp_path):
     Path(run.out).mkdir(parents=True)
     ablate.TrainConfig(**{**run.__dict__, "epochs": 5}).save(Path(run.out) / "config.json")
     with pytest.raises(ValueError, match="holds a run with other settings.*'epochs': \\(5, 1\\)"):
-        ablate.run_status(run)
+        ablate.run_status(run, ablate.ledger_of(config))
+
+
+def committed_files(stub_sweep, tmp_path) -> Path:
+    """What a fresh clone of the stub sweep holds: its ledger, histories and tables, no runs."""
+    shutil.copytree(stub_sweep[0] / "table1", tmp_path / "table1",
+                    ignore=shutil.ignore_patterns("runs"))
+    return tmp_path / "table1"
+
+
+def test_the_ledger_alone_completes_a_table_from_a_fresh_clone(stub_sweep, tmp_path):
+    """Only ``runs.csv`` and ``history/`` are committed: without the run folders nothing
+    retrains and the results are the same."""
+    _, trainer, table = stub_sweep
+    out = committed_files(stub_sweep, tmp_path)
+    ledger = pd.read_csv(out / "runs.csv")
+    assert set(ledger["run"]) >= {Path(c.out).name for c in trainer.calls}
+    assert set(ledger["outcome"]) == {"finished", "diverged"}
+    assert TrainConfig.from_json(ledger["config"][0]).model == ledger["model"][0]
+    assert (out / "history" / "resnet8-seed1.csv").read_text() == "epoch,loss\n1,3.5\n"
+    again = StubTrainer()
+    pd.testing.assert_frame_equal(run_ablation(config(tmp_path), again), table)
+    assert again.calls == []
+
+
+def test_the_ledger_refuses_a_run_of_another_recipe(stub_sweep, tmp_path):
+    out = committed_files(stub_sweep, tmp_path)
+    (out / "ablation.json").unlink()
+    with pytest.raises(ValueError, match="runs.csv records resnet8-seed0 with other settings.*"
+                                         "'batch_size': \\(32, 16\\)"):
+        run_ablation(config(tmp_path, batch_size=16), StubTrainer())
+
+
+def test_run_folders_from_before_the_ledger_are_recorded_not_retrained(tmp_path):
+    settings = config(tmp_path, table=2, depth=8, seeds=1, rows=(1,))
+    run = ablate.train_config(settings, select_rows(settings)[0], seed=0)
+    StubTrainer()(run)
+    run.save(Path(run.out) / "config.json")
+    again = StubTrainer()
+    run_ablation(settings, again)
+    assert again.calls == []
+    assert list(pd.read_csv(tmp_path / "table1" / "runs.csv")["run"]) == ["resnet8-seed0"]

@@ -20,11 +20,13 @@ Which rows run:
 - ``--rows 1 3`` trains only those rows (numbers as ``--list`` prints them, after the rules
   above); the results still list every row, the others as pending or as trained before.
 
-Completing a table over several sessions: a run whose ``metrics.json`` exists is never trained
-again, so committing each finished run's ``config.json``, ``history.csv`` and ``metrics.json``
-(not its weights) is enough. ``--runs DIR`` lets the three tables share one folder of runs: a
-model that is a row of several tables (``resnet20`` is in all three) trains once. A run folder
-whose ``config.json`` differs from the sweep's recipe is refused, never reused.
+Completing a table over several sessions: every finished or diverged run is recorded in the
+ledger (``--ledger``, default ``OUT/runs.csv``; ``trainers.ledger``) with its full config, and
+its history is copied to ``history/<run>.csv`` beside it. Commit those, not the run folders: a run
+in the ledger is never trained again, even from a fresh clone. ``--runs DIR`` and ``--ledger
+CSV`` let the three tables share runs: a model that is a row of several tables (``resnet20`` is
+in all three) trains once. A run whose recorded config differs from the sweep's recipe (in the
+ledger or in its run folder) is refused, never reused.
 """
 
 import argparse
@@ -44,6 +46,7 @@ from keras_resnets.names import parse_name
 from keras_resnets.paper import RESULTS, PaperResult
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
 from trainers.jsonconfig import JsonConfig
+from trainers.ledger import Ledger, folder_result, is_finished
 from trainers.tables import markdown_table
 
 TABLES = (1, 2, 3)
@@ -71,6 +74,7 @@ class AblationConfig(JsonConfig):
     batch_size: int = REFERENCE_BATCH
     strategy: str = "auto"
     runs: str | None = None  # folder of the run folders (default OUT/runs); tables may share one
+    ledger: str | None = None  # the committed record of finished runs (default OUT/runs.csv)
 
     def __post_init__(self):
         self.rows = tuple(self.rows) if self.rows is not None else None
@@ -168,24 +172,23 @@ def runs_dir(config: AblationConfig) -> Path:
     return Path(config.runs) if config.runs else Path(config.out) / "runs"
 
 
+def ledger_of(config: AblationConfig) -> Ledger:
+    return Ledger(Path(config.ledger) if config.ledger else Path(config.out) / "runs.csv")
+
+
 # ---------------------------------------------------------------------------------------------
 # Running
 
 
-def run_status(run_config: TrainConfig) -> tuple[str, dict]:
-    """``finished`` (with its metrics), ``diverged`` or ``pending``. Raises ``ValueError`` when
-    the folder holds a run of another config (a result of another recipe must not count)."""
-    run_dir = Path(run_config.out)
-    check_same_config(run_config, run_dir / "config.json")
-    metrics_path, marker = run_dir / "metrics.json", run_dir / "diverged.json"
-    if metrics_path.is_file():
-        metrics = json.loads(metrics_path.read_text())
-        error = metrics.get("test_error")
-        diverged = metrics.get("diverged") or error is None or not math.isfinite(error)
-        return ("diverged" if diverged else "finished"), metrics
-    if marker.is_file():
-        return "diverged", json.loads(marker.read_text())
-    return "pending", {}
+def run_status(run_config: TrainConfig, ledger: Ledger) -> tuple[str, dict]:
+    """``finished`` (with its metrics), ``diverged`` or ``pending``: the ledger first, then the run
+    folder. Raises ``ValueError`` when either holds a run of another config (a result of another
+    recipe must not count)."""
+    entry = ledger.lookup(run_config)
+    if entry is not None:
+        return ("finished" if is_finished(entry) else "diverged"), entry
+    check_same_config(run_config, Path(run_config.out) / "config.json")
+    return folder_result(Path(run_config.out)) or ("pending", {})
 
 
 def check_same_config(run_config: TrainConfig, saved: Path) -> None:
@@ -197,26 +200,32 @@ def check_same_config(run_config: TrainConfig, saved: Path) -> None:
                          f"{changed}; use another --runs or --out.")
 
 
-def train_one(train_fn, run_config: TrainConfig) -> bool:
-    """Train one run unless it is already done; whether it trained. The trainer raises
-    ``TrainingDiverged`` at a NaN loss; ``diverged.json`` then records it so that a re-run does
-    not repeat a seeded divergence."""
+def train_one(train_fn, run_config: TrainConfig, ledger: Ledger) -> bool:
+    """Train one run unless it is already done, then record it in the ledger; whether it
+    trained. The trainer raises ``TrainingDiverged`` at a NaN loss; ``diverged.json`` then records
+    it so that a re-run does not repeat a seeded divergence."""
     import keras
 
     from trainers.train import TrainingDiverged
 
     run_dir = Path(run_config.out)
-    if run_status(run_config)[0] != "pending":
+    if ledger.lookup(run_config) is not None:
         return False
-    try:
-        train_fn(run_config)
-    except TrainingDiverged as error:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "diverged.json").write_text(
-            json.dumps({"diverged": True, "error": str(error)}) + "\n")
-    finally:
-        keras.backend.clear_session()  # free the finished model before the next run
-    return True
+    check_same_config(run_config, run_dir / "config.json")
+    trained = folder_result(run_dir) is None
+    if trained:
+        try:
+            train_fn(run_config)
+        except TrainingDiverged as error:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "diverged.json").write_text(
+                json.dumps({"diverged": True, "error": str(error)}) + "\n")
+        finally:
+            keras.backend.clear_session()  # free the finished model before the next run
+    outcome, metrics = folder_result(run_dir) or (None, {})
+    if outcome is not None:  # a run folder finished before the ledger existed is recorded too
+        ledger.record(run_config, outcome, metrics)
+    return trained
 
 
 def check_out(config: AblationConfig) -> None:
@@ -257,7 +266,7 @@ def run_ablation(config: AblationConfig, train_fn=None) -> pd.DataFrame:
         trained = False
         for run_config in run_configs:
             bar.set_postfix_str(Path(run_config.out).name)
-            trained = train_one(train_fn, run_config) or trained
+            trained = train_one(train_fn, run_config, ledger_of(config)) or trained
         if trained:  # the plot waits for the end: drawing it takes longer than the tables
             write_results(config, rows, with_plot=False)
     return write_results(config, rows)
@@ -271,7 +280,8 @@ def collect(config: AblationConfig, rows: list[AblationRow]) -> pd.DataFrame:
     """One line per row: median, min, max and std of the test error over finished seeds."""
     lines = []
     for row in rows:
-        outcomes = [run_status(train_config(config, row, seed)) for seed in range(config.seeds)]
+        outcomes = [run_status(train_config(config, row, seed), ledger_of(config))
+                    for seed in range(config.seeds)]
         errors = pd.Series([m["test_error"] for s, m in outcomes if s == "finished"], dtype=float)
         diverged = sum(s == "diverged" for s, _ in outcomes)
         first = row.paper[0]
@@ -427,8 +437,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--test-size", type=int)
     parser.add_argument("--batch-size", type=int, default=REFERENCE_BATCH)
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
-    parser.add_argument("--runs", help="folder of the run folders (default: OUT/runs); the "
-                                       "tables of one study may share it")
+    parser.add_argument("--runs", help="folder of the run folders (default: OUT/runs; working "
+                                       "files, not committed); the tables of one study may share it")
+    parser.add_argument("--ledger", help="CSV recording every finished run (default: OUT/runs.csv;"
+                                         " commit it); tables sharing --runs share it too")
     return parser.parse_args(argv)
 
 

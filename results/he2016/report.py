@@ -10,7 +10,6 @@ of a 20-epoch ResNet-20 on 10,000 images is of that order (not yet measured here
 ``claims.md``). Rows not trained yet make their claims "pending".
 """
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +94,9 @@ def claims_table(tables: pd.DataFrame) -> pd.DataFrame:
 
 def seed_spread() -> str:
     """The measured spread of preact20 over seeds at this scale (``run.sh``'s last step)."""
-    errors = sorted(json.loads(path.read_text())["test_error"]
-                    for path in HERE.glob("runs/preact20-seed*/metrics.json"))
+    ledger = pd.read_csv(HERE / "runs.csv")
+    errors = sorted(ledger.loc[(ledger["model"] == "preact20") & (ledger["outcome"] == "finished"),
+                               "test_error"])
     if len(errors) < 2:
         return (f"Seed spread: not measured yet ({len(errors)} of preact20's 3 seeds trained); the "
                 f"{NOISE:g}-point threshold is an assumption until it is.")

@@ -1,9 +1,9 @@
-"""Tables and training curves of the shipped pretrained weights, from the run folders here.
+"""Table and training curves of the shipped pretrained weights, from ``runs.csv`` (each run's
+result and full config) and ``history/<run>.csv`` (its per-epoch history).
 
-    python results/pretrained/report.py      # -> results/pretrained/README table, curves.png
+    python results/pretrained/report.py      # -> the README's table (printed), curves.png
 """
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -15,19 +15,14 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-RUNS = ("preact20", "resnet20", "resnet20-budget147")
 
 
 def main():
-    rows, figure = [], plt.figure(figsize=(9, 3.5))
+    runs = pd.read_csv(HERE / "runs.csv")
+    figure = plt.figure(figsize=(9, 3.5))
     loss_axis, error_axis = figure.subplots(1, 2)
-    for run in RUNS:
-        metrics = json.loads((HERE / run / "metrics.json").read_text())
-        history = pd.read_csv(HERE / run / "history.csv")
-        rows.append({"run": run, "model": metrics["model"], "epochs": metrics["epochs"],
-                     "iterations": metrics["iterations"],
-                     "final test accuracy %": round(100 * metrics["test_accuracy"], 2),
-                     "train wall time s": round(metrics["wall_time_s"])})
+    for run in runs["run"]:
+        history = pd.read_csv(HERE / "history" / f"{run}.csv")
         loss_axis.plot(history["epoch"], history["loss"], label=f"{run} train")
         error_axis.plot(history["epoch"], 100 * (1 - history["val_accuracy"]), label=run)
     loss_axis.set(xlabel="epoch", ylabel="training loss (with L2)", yscale="log")
@@ -36,8 +31,11 @@ def main():
     error_axis.legend()
     figure.tight_layout()
     figure.savefig(HERE / "curves.png", dpi=110)
-    table = pd.DataFrame(rows)
-    (HERE / "runs.csv").write_text(table.to_csv(index=False))
+    table = pd.DataFrame({
+        "run": runs["run"], "model": runs["model"], "epochs": runs["epochs"],
+        "iterations": runs["iterations"],
+        "final test accuracy %": (100 * runs["test_accuracy"]).round(2),
+        "train wall time s": runs["wall_time_s"].round().astype(int)})
     print(markdown_table(table))
 
 
