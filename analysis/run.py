@@ -3,8 +3,10 @@
     python -m analysis.run runs/preact110-cifar10 --measures cosine,l2 --limit 1000
     python -m analysis.run runs/preact110-cifar10 --split both --updates scaled norm
 
-Loads ``RUN_DIR/final.keras`` and the data of ``RUN_DIR/config.json`` (the same pipeline and
-standardisation as training, without augmentation), runs ``analysis.frames.analyze`` on the
+Loads ``RUN_DIR/final.keras`` and the data of ``RUN_DIR/config.json`` (the same pipeline as
+training, without augmentation: raw images, which the model standardises itself; a legacy
+model, saved before the standardisation moved into the model, gets them standardised with the
+training split's statistics, as it was trained), runs ``analysis.frames.analyze`` on the
 test split, the train split or both and writes ``blocks.csv``, ``borderline.csv``,
 ``unroll.csv`` (each with a ``split`` column), ``summary.json``, the figures (Jastrzebski et
 al. 2018, Figs. 3-7), ``report.md`` and the analysis' own ``analysis_config.json`` into
@@ -22,7 +24,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_resnets import ResidualChain  # (importing the zoo registers its layers)
+from keras_resnets import ResidualChain, standardization_of  # (registers the zoo's layers)
 from analysis.frames import MEASURES, analyze, check_settings, parse_measures
 from analysis.plots import BLOCK_FIGURES, analysis_figures
 from analysis.report import analysis_report
@@ -80,17 +82,28 @@ class AnalysisConfig:
         check_writable_folder(Path(self.out))
 
 
-def load_splits(config: AnalysisConfig):
+def load_splits(config: AnalysisConfig, model):
     """``({split: dataset}, the run's TrainConfig)``: the run's data pipeline for the splits of
     ``config.split``, without augmentation, rebatched and truncated as asked (the train split
-    drops its last partial batch, as in training)."""
+    drops its last partial batch, as in training), in the form ``model`` takes."""
     train_config = TrainConfig.load(Path(config.run_dir) / "config.json")
     batch_size = config.batch_size or train_config.batch_size
     data = load_data(dataclasses.replace(train_config, augment=False, batch_size=batch_size))
     sizes = {"test": data.test_examples, "train": data.steps_per_epoch(batch_size) * batch_size}
     datasets = {split: _first(data.test if split == "test" else data.train, sizes[split],
                               config.limit, batch_size) for split in SPLITS[config.split]}
-    return datasets, train_config
+    return {split: model_inputs(dataset, model, data)
+            for split, dataset in datasets.items()}, train_config
+
+
+def model_inputs(dataset, model, data):
+    """``dataset``'s raw images for a model that standardises them itself; for a legacy model
+    (saved before the standardisation moved into the model) standardised with the training
+    split's statistics, ``(x - data.mean) / data.std``, as its training pipeline fed it."""
+    if standardization_of(model) is not None:
+        return dataset
+    mean, std = (tf.constant(values, tf.float32) for values in (data.mean, data.std))
+    return dataset.map(lambda images, labels: ((images - mean) / std, labels), tf.data.AUTOTUNE)
 
 
 def _first(dataset, available: int, limit: int | None, batch_size: int):
@@ -109,7 +122,7 @@ def analyze_run(config: AnalysisConfig):
     options = {"alphas": config.alphas, "steps": config.steps, "updates": config.updates,
                "last_blocks": config.last_blocks}
     check_settings(ResidualChain(model), config.measures, **options)  # before reading any data
-    datasets, train_config = load_splits(config)
+    datasets, train_config = load_splits(config, model)
     analysis = analyze(model, datasets, config.measures, **options)
     analysis.summary.update(dataset=train_config.dataset)
     out = Path(config.out)

@@ -6,6 +6,7 @@
     keras_resnets.describe("resnet110-gate-exclusive")
 """
 
+from keras_resnets.architectures import standardization_of
 from keras_resnets.augment import PadCropFlip
 from keras_resnets.chain import Block, ResidualChain
 from keras_resnets.normalization import BatchNormalization
@@ -17,5 +18,5 @@ from keras_resnets.units import ResidualUnit, UnitParts, ZeroPadShortcut
 
 __all__ = ["build", "describe", "list_models", "BatchNormalization", "Block", "PadCropFlip",
            "ResidualChain", "ResidualUnit", "SharedResidualStack", "StepSchedule", "UnitParts",
-           "ZeroPadShortcut", "count_parameters"]
+           "ZeroPadShortcut", "count_parameters", "standardization_of"]
 __version__ = "0.1.0"

@@ -24,7 +24,8 @@ DOWNSAMPLING = ("conv", "avgpool")
 def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch="basic",
            ordering="post", widen=1, downsample="conv", conv_bias=False, head_grid=None,
            shared_blocks=0, share_batchnorm=True, num_classes=10, input_shape=(32, 32, 3),
-           weight_decay=0.0, standardize=None, name="resnet", **unit_options):
+           weight_decay=0.0, standardize=None, sync_batchnorm=False, name="resnet",
+           **unit_options):
     """A CIFAR ResNet: a stem conv, one stage of units per entry of ``widths``, a classifier.
 
     Args:
@@ -47,6 +48,9 @@ def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch
         standardize: ``(mean, std)`` per channel on the images' own scale (0..255): the model
             starts with that standardisation (a ``Normalization`` layer saved with it) and
             takes raw images. ``None``: it takes images already standardised.
+        sync_batchnorm: every BN layer computes its batch statistics over all replicas of a
+            ``tf.distribute`` strategy, not per replica (``use_sync_bn`` of tensorflow/models'
+            ResNet; Keras's ``synchronized``, TensorFlow only).
     Returns:
         A ``keras.Model`` mapping images to ``num_classes`` logits.
     """
@@ -54,19 +58,19 @@ def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch
     expansion = BOTTLENECK_EXPANSION if branch == "bottleneck" else 1
     widths = [width * widen * expansion for width in widths]
     unit_options.update(branch=branch, ordering=ordering, weight_decay=weight_decay,
-                        conv_bias=conv_bias)
+                        conv_bias=conv_bias, sync_batchnorm=sync_batchnorm)
     order = get_ordering(ordering)
 
     inputs = keras.Input(shape=input_shape, name="images")
     x = standardization(inputs, standardize)
-    x = stem(x, order.stem, stem_width, conv_bias, weight_decay)
+    x = stem(x, order.stem, stem_width, conv_bias, weight_decay, sync_batchnorm)
     for stage, (count, width) in enumerate(zip(units, widths), start=1):
         if downsample == "avgpool" and stage > 1:
             x = layers.AveragePooling2D(2, name=f"stage{stage}_pool")(x)
         strides = 2 if downsample == "conv" and stage > 1 else 1
         x = residual_stage(x, stage, count, width, strides, shared_blocks, share_batchnorm,
                            bool(order.preactivation), unit_options)
-    outputs = head(x, order.head, num_classes, head_grid, weight_decay)
+    outputs = head(x, order.head, num_classes, head_grid, weight_decay, sync_batchnorm)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -95,7 +99,9 @@ def _is_int(value) -> bool:
 
 
 def standardization(images, standardize):
-    """``(images - mean) / std`` per channel, the recipe's input scaling, inside the model."""
+    """``(images - mean) / std`` per channel, the recipe's input scaling, inside the model.
+    Computed in float32 under any dtype policy, as a float32 input pipeline would: a float16
+    mean would shift every image by up to 1/16 of a grey level."""
     if standardize is None:
         return images
     mean, std = (tuple(float(v) for v in values) for values in standardize)
@@ -103,16 +109,26 @@ def standardization(images, standardize):
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
         raise ValueError(f"standardize must be (mean, std) with {channels} values each and "
                          f"std > 0; got {standardize}.")
-    return layers.Normalization(mean=mean, variance=[s * s for s in std],
+    return layers.Normalization(mean=mean, variance=[s * s for s in std], dtype="float32",
                                 name="standardize")(images)
 
 
-def stem(x, words, width, use_bias, weight_decay):
+def standardization_of(model) -> tuple | None:
+    """The ``(mean, std)`` a zoo model built with ``standardize`` applies to its raw images;
+    ``None`` for a model that takes images already standardised."""
+    layer = next((layer for layer in model.layers if layer.name == "standardize"), None)
+    if not isinstance(layer, layers.Normalization):
+        return None
+    config = layer.get_config()
+    return tuple(config["mean"]), tuple(v ** 0.5 for v in config["variance"])
+
+
+def stem(x, words, width, use_bias, weight_decay, sync_batchnorm):
     """A 3x3 conv with ``width`` filters, then the ordering's stem words."""
     x = layers.Conv2D(width, 3, padding="same", use_bias=use_bias, kernel_initializer=he_normal(),
                       kernel_regularizer=kernel_regularizer(weight_decay), name="stem_conv1")(x)
     for word in words:
-        x = norm_op(word, name=f"stem1_{word}")(x)
+        x = norm_op(word, name=f"stem1_{word}", synchronized=sync_batchnorm)(x)
     return x
 
 
@@ -133,10 +149,10 @@ def residual_stage(x, stage, units, width, strides, shared_blocks, share_batchno
     return x
 
 
-def head(x, words, num_classes, grid, weight_decay):
+def head(x, words, num_classes, grid, weight_decay, sync_batchnorm):
     """The final BN-ReLU of pre-activation nets, average pooling, dense logits."""
     for word in words:
-        x = norm_op(word, name=f"final_{word}")(x)
+        x = norm_op(word, name=f"final_{word}", synchronized=sync_batchnorm)(x)
     x = pooling(x, grid)
     return layers.Dense(num_classes, kernel_regularizer=kernel_regularizer(weight_decay),
                         name="logits")(x)

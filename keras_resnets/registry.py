@@ -156,7 +156,7 @@ OVERRIDABLE = tuple(p for p in inspect.signature(resnet).parameters
     "shortcut", "projection", "dropout_rate") + SHORTCUT_OPTIONS
 # What a network of NETWORKS takes: its size per stage, and what leaves its structure alone.
 NETWORK_OVERRIDES = ("blocks", "filters", "dropout_rate", "weight_decay", "standardize",
-                     "num_classes", "input_shape")
+                     "sync_batchnorm", "num_classes", "input_shape")
 
 
 def list_models(pattern: str = "*") -> list[str]:

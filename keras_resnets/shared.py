@@ -24,7 +24,6 @@ from collections.abc import Mapping
 import keras
 from keras import ops
 
-from keras_resnets.normalization import BatchNormalization
 from keras_resnets.units import ResidualUnit, apply_layers
 
 REMEDY = {"unshared_statistics": True, "unshared_affine": True, "gamma_init": 0.1}
@@ -53,24 +52,6 @@ def batchnorm_mode(share_batchnorm=True, **switches) -> dict:
         raise ValueError(f"gamma_init must be a number; got {gamma!r}.")
     return {"unshared_statistics": bool(mode["unshared_statistics"]),
             "unshared_affine": bool(mode["unshared_affine"]), "gamma_init": float(gamma)}
-
-
-def batchnorms(unit: ResidualUnit) -> list:
-    """Every BN layer of a built unit, in a fixed order."""
-    candidates = (unit.preactivation_layers + unit.branch_layers + unit.shortcut_layers
-                  + unit.after_add_layers)
-    return [layer for layer in candidates if isinstance(layer, BatchNormalization)]
-
-
-def _tie(layer, source, names) -> None:
-    """Make ``layer`` use ``source``'s variables ``names`` (one variable, counted once)."""
-    for name in names:
-        own, shared = getattr(layer, name), getattr(source, name)
-        for tracked in (layer._trainable_variables, layer._non_trainable_variables):
-            for i, variable in enumerate(tracked):
-                if variable is own:
-                    tracked[i] = shared
-        object.__setattr__(layer, name, shared)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
@@ -106,8 +87,10 @@ class SharedResidualStack(keras.layers.Layer):
         count = 1 if self.share_batchnorm else self.steps
         self.units = [ResidualUnit(self.filters, name=f"step{i + 1}", **unit_options)
                       for i in range(count)]
+        tied = (() if self.unshared_statistics else STATISTICS) + (
+            () if self.unshared_affine else AFFINE)
         for unit in self.units[1:]:
-            unit.share_convolutions_with(self.units[0])
+            unit.share_with(self.units[0], batchnorm_variables=tied)
 
     @property
     def step_units(self) -> list:
@@ -119,16 +102,10 @@ class SharedResidualStack(keras.layers.Layer):
             raise ValueError(
                 f"A shared stack of width {self.filters} needs inputs of width {self.filters}; "
                 f"got {input_shape[-1]}.")
-        for unit in self.units:
+        for unit in self.units:  # the first is built before the units sharing its weights
             unit.build(input_shape)
-        tied = (() if self.unshared_statistics else STATISTICS) + (
-            () if self.unshared_affine else AFFINE)
-        first = batchnorms(self.units[0])
-        for unit in self.units[1:]:
-            for layer, source in zip(batchnorms(unit), first, strict=True):
-                _tie(layer, source, tied)
         for unit in self.units:
-            for layer in batchnorms(unit):
+            for layer in unit.batchnorms():
                 layer.gamma.assign(ops.full(layer.gamma.shape, self.gamma_init))
 
     def call(self, inputs, training=None):

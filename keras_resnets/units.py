@@ -40,10 +40,12 @@ def kernel_regularizer(weight_decay: float):
     return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
 
-def norm_op(word: str, name=None):
-    """The layer for an ordering's word ``bn`` or ``relu``."""
+def norm_op(word: str, name=None, synchronized=False):
+    """The layer for an ordering's word ``bn`` or ``relu``; ``synchronized`` BN computes its
+    batch statistics over all replicas (TensorFlow only)."""
     if word == "bn":
-        return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+        return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                                  synchronized=synchronized, name=name)
     if word == "relu":
         return layers.ReLU(name=name)
     raise ValueError(f"Unknown operation {word!r}; accepted: bn, relu.")
@@ -118,12 +120,14 @@ class ResidualUnit(layers.Layer):
         weight_decay: SGD weight decay on this unit's conv kernels (as an L2 penalty).
         conv_bias: the branch and projection convs have biases (initialised to 0), as in
             Jastrzebski et al. 2018; He et al.'s convs have none (BN follows or precedes them).
+        sync_batchnorm: BN statistics over the global batch of all replicas rather than each
+            replica's own (Keras's ``synchronized``; TensorFlow only).
     """
 
     def __init__(self, filters, strides=1, branch="basic", ordering="post", shortcut="identity",
                  projection="conv", shortcut_scale=None, branch_scale=None, gate_bias=None,
                  shortcut_dropout=None, dropout_rate=0.0, preactivate_shortcut=False,
-                 weight_decay=0.0, conv_bias=False, **kwargs):
+                 weight_decay=0.0, conv_bias=False, sync_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         if int(filters) != filters or filters < 1 or int(strides) != strides or strides < 1:
             raise ValueError(
@@ -139,6 +143,7 @@ class ResidualUnit(layers.Layer):
         self.dropout_rate, self.weight_decay = float(dropout_rate), float(weight_decay)
         self.preactivate_shortcut = bool(preactivate_shortcut)
         self.conv_bias = bool(conv_bias)
+        self.sync_batchnorm = bool(sync_batchnorm)
         if projection not in PROJECTIONS:
             raise ValueError(
                 f"Unknown projection {projection!r}; accepted: {', '.join(PROJECTIONS)}.")
@@ -148,22 +153,32 @@ class ResidualUnit(layers.Layer):
         self._kind, self._options = resolve_shortcut(
             shortcut, shortcut_scale=shortcut_scale, branch_scale=branch_scale,
             gate_bias=gate_bias, shortcut_dropout=shortcut_dropout)
-        self._borrowed_convs = None
+        self._shares = None
 
-    def share_convolutions_with(self, other: "ResidualUnit") -> None:
-        """Use ``other``'s conv layers (built first) instead of new ones: weight sharing with
-        per-unit BN, the remedy of Jastrzebski et al. 2018, Sec. 6. Call before ``build``."""
-        self._borrowed_convs = lambda: iter(other.convolutions())
+    def share_with(self, other: "ResidualUnit", batchnorm_variables=()) -> None:
+        """Use ``other``'s conv layers instead of new ones, and its BN layers' variables
+        ``batchnorm_variables`` (``gamma``, ``moving_mean``...): the weight sharing of
+        Jastrzebski et al. 2018, Sec. 6. Call before ``build``; ``other`` is built first."""
+        names = tuple(batchnorm_variables)
+        # Behind a function: Keras would track a unit held in an attribute as a sublayer.
+        self._shares = lambda: (other, names)
 
     def convolutions(self) -> list:
         """Every conv layer of the unit, in a fixed order (branch, projection, gate)."""
         candidates = self.branch_layers + self.shortcut_layers + [self.gate_layer]
         return [layer for layer in candidates if isinstance(layer, layers.Conv2D)]
 
+    def batchnorms(self) -> list:
+        """Every BN layer of the unit, in a fixed order."""
+        candidates = (self.preactivation_layers + self.branch_layers + self.shortcut_layers
+                      + self.after_add_layers)
+        return [layer for layer in candidates if isinstance(layer, BatchNormalization)]
+
     def build(self, input_shape):
-        borrowed = self._borrowed_convs() if self._borrowed_convs else None
+        other, shared_bn = self._shares() if self._shares else (None, ())
+        borrowed = iter(other.convolutions()) if other is not None else None
         shared_pre = self._order.preactivation if self.preactivate_shortcut else ()
-        self.preactivation_layers = [norm_op(word) for word in shared_pre]
+        self.preactivation_layers = [self._norm(word) for word in shared_pre]
         self.branch_layers = self._branch_ops(len(shared_pre), borrowed)
         reshapes = self.strides != 1 or input_shape[-1] != self.filters
         self.shortcut_layers = self._shortcut_ops(reshapes, borrowed)
@@ -173,7 +188,10 @@ class ResidualUnit(layers.Layer):
                 ConvShape(self.filters, 1, self.strides), borrowed, use_bias=True,
                 activation="sigmoid",
                 bias_initializer=keras.initializers.Constant(self._options["gate_bias"]))
-        self.after_add_layers = [norm_op(word) for word in self._order.after_add]
+        self.after_add_layers = [self._norm(word) for word in self._order.after_add]
+        if other is not None:
+            for layer, source in zip(self.batchnorms(), other.batchnorms(), strict=True):
+                layer.share_variables(source, shared_bn)
 
         shape = build_layers(self.preactivation_layers, input_shape)
         out_shape = build_layers(self.branch_layers, shape)
@@ -189,7 +207,8 @@ class ResidualUnit(layers.Layer):
             words = self._order.last if is_last else self._order.inner
             words = words[skip_leading:] if i == 0 else words
             for word in words:
-                sequence.append(self._conv(shape, borrowed) if word == "conv" else norm_op(word))
+                sequence.append(self._conv(shape, borrowed) if word == "conv"
+                                else self._norm(word))
             if self.dropout_rate and not is_last:
                 sequence.append(layers.Dropout(self.dropout_rate))
         return sequence
@@ -203,10 +222,13 @@ class ResidualUnit(layers.Layer):
         elif reshapes or self._kind.always_project:
             sequence.append(self._conv(ConvShape(self.filters, 1, self.strides), borrowed))
             if not self._order.preactivation:
-                sequence.append(norm_op("bn"))
+                sequence.append(self._norm("bn"))
         if self._kind.dropout:
             sequence.append(layers.Dropout(self._options["shortcut_dropout"]))
         return sequence
+
+    def _norm(self, word: str):
+        return norm_op(word, synchronized=self.sync_batchnorm)
 
     def _conv(self, shape: ConvShape, borrowed, **overrides):
         if borrowed is not None:
@@ -246,5 +268,5 @@ class ResidualUnit(layers.Layer):
             branch_scale=self.branch_scale, gate_bias=self.gate_bias,
             shortcut_dropout=self.shortcut_dropout, dropout_rate=self.dropout_rate,
             preactivate_shortcut=self.preactivate_shortcut, weight_decay=self.weight_decay,
-            conv_bias=self.conv_bias)
+            conv_bias=self.conv_bias, sync_batchnorm=self.sync_batchnorm)
         return config

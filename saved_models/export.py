@@ -4,13 +4,14 @@
 
 The artifact follows TF Serving's layout (``NAME/VERSION/saved_model.pb`` + ``variables/``).
 Its ``serving_default`` signature takes raw ``uint8`` images ``(None, H, W, C)`` under the key
-``images``, standardises them per channel with the training data's mean and std (the papers'
-preprocessing, papers.md "Training recipe"), and returns the class probabilities (softmax of the
-zoo model's logits) under ``probabilities``. The graph needs neither Keras nor ``keras_resnets``
-to run. Images of any other shape than the model's input are refused (``InvalidArgumentError``
-naming the expected shape): the graph would otherwise broadcast one channel to three and pool any
-size, returning confident nonsense. ``assets.extra/export.json`` records where the model and its
-statistics came from.
+``images`` and returns the class probabilities (softmax of the zoo model's logits) under
+``probabilities``. The trainers build the training data's per-channel standardisation (the
+papers' preprocessing, papers.md "Training recipe") into the model as its ``standardize``
+layer, so the graph only casts the images to float and calls the model. The graph needs
+neither Keras nor ``keras_resnets`` to run. Images of any other shape than the model's input
+are refused (``InvalidArgumentError`` naming the expected shape): the graph would otherwise
+broadcast one channel to three and pool any size, returning confident nonsense.
+``assets.extra/export.json`` records where the model and its statistics came from.
 
 ``--overwrite`` keeps the old version until the new one is complete: the new one is written to a
 hidden sibling, the old one renamed aside to ``.old-VERSION``, the new one renamed in, the old one
@@ -18,10 +19,11 @@ deleted. A run killed between the two renames leaves only ``.old-VERSION``; the 
 back (and says so) before anything else. Exit codes: 0 exported, 2 bad input (one ``error:``
 line), 1 the writing failed (the old version is kept).
 
-Statistics, first found wins: ``--mean``/``--std``; the ``normalization`` the trainer writes
-in the run folder's ``metrics.json``; recomputed from its ``config.json`` by the trainer's
-data pipeline; for a ``.keras`` file with no run's ``config.json`` beside it, CIFAR-10's
-published statistics (the manifest and the command's output say so).
+Legacy models, saved before the standardisation moved into the model, take standardised
+images: their graph standardises the images first, as exports did then (same predictions), with
+``--mean``/``--std`` or else the ``normalization`` that the trainer of that time wrote in the
+run folder's ``metrics.json``; without either they are refused (exit 2). ``--mean``/``--std``
+are for legacy models only: a model that standardises itself refuses them.
 """
 
 import argparse
@@ -33,27 +35,25 @@ from pathlib import Path
 
 from trainers.keras_files import check_keras_file
 
-# Per-channel statistics of the CIFAR-10 training set on the 0..255 scale: the widely quoted
-# (0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616) times 255.
-CIFAR10_MEAN = (125.307, 122.961, 113.8575)
-CIFAR10_STD = (62.9932, 62.0887, 66.7048)
 INPUT_KEY, OUTPUT_KEY = "images", "probabilities"
 MANIFEST = Path("assets.extra") / "export.json"  # TF Serving's folder for files it ignores
 
 
 @dataclass(frozen=True)
-class Normalization:
-    """Per-channel mean and std on the 0..255 scale, and where they came from."""
+class Standardization:
+    """Per-channel mean and std on the 0..255 scale, where they came from, and whether the
+    model applies them itself (``legacy``: the serving graph must, before the model)."""
 
     mean: tuple
     std: tuple
     source: str
+    legacy: bool = False
 
     def check(self, channels: int) -> None:
         if len(self.mean) != channels or len(self.std) != channels:
             raise ValueError(
-                f"The model takes {channels} channels but the normalisation ({self.source}) has "
-                f"{len(self.mean)} means and {len(self.std)} stds; give one per channel.")
+                f"The model takes {channels} channels but the standardisation ({self.source}) "
+                f"has {len(self.mean)} means and {len(self.std)} stds; give one per channel.")
         if min(self.std) <= 0:
             raise ValueError(f"Every std must be positive; got {list(self.std)} ({self.source}).")
 
@@ -113,51 +113,67 @@ def load_zoo_model(path: Path):
     return model
 
 
-def run_normalization(run_dir: Path) -> Normalization:
-    """The training statistics of a run: stored by the trainer, else recomputed from its config."""
-    path = run_dir / "metrics.json"
-    if path.is_file():
-        stored = json.loads(path.read_text()).get("normalization", {})
-        if "mean" in stored and "std" in stored:
-            return Normalization(tuple(stored["mean"]), tuple(stored["std"]), str(path))
-    from trainers.config import TrainConfig
-    from trainers.data import load_data
+def choose_standardization(model, model_path: Path, run_dir: Path | None, mean=None,
+                           std=None) -> Standardization:
+    """The model's own standardisation; for a legacy model, the statistics of the flags or its
+    run (``legacy_statistics``)."""
+    from keras_resnets import standardization_of
 
-    config_path = run_dir / "config.json"
-    try:
-        data = load_data(TrainConfig.load(config_path))
-    except ValueError as error:
-        raise ValueError(f"Cannot recompute the training statistics from {config_path} "
-                         f"({error}); pass --mean and --std.") from None
-    return Normalization(tuple(map(float, data.mean)), tuple(map(float, data.std)),
-                         f"recomputed from {config_path}")
-
-
-def choose_normalization(run_dir: Path | None, mean=None, std=None) -> Normalization:
-    """The flags, else the run's statistics, else CIFAR-10's (module docstring)."""
+    own = standardization_of(model)
+    if own is None:
+        chosen = legacy_statistics(model_path, run_dir, mean, std)
+        chosen.check(model.input_shape[-1])
+        return chosen
     if mean is not None:
-        return Normalization(tuple(map(float, mean)), tuple(map(float, std)), "--mean/--std")
-    if run_dir is not None:
-        return run_normalization(run_dir)
-    return Normalization(CIFAR10_MEAN, CIFAR10_STD,
-                         "CIFAR-10's published statistics (no run config.json beside the model, "
-                         "no --mean/--std)")
+        raise ValueError(f"{model_path} standardises its images itself (its standardize layer); "
+                         f"--mean/--std are only for legacy models that do not. Drop them.")
+    return Standardization(*own, source="the model's own standardize layer")
 
 
-def serving_archive(model, normalization: Normalization):
+def legacy_statistics(model_path: Path, run_dir: Path | None, mean=None,
+                      std=None) -> Standardization:
+    """The statistics a legacy model (no standardisation inside) was trained with: the flags,
+    else the ``normalization`` its run's trainer wrote in ``metrics.json``."""
+    if mean is not None:
+        return Standardization(tuple(map(float, mean)), tuple(map(float, std)), "--mean/--std",
+                               legacy=True)
+    path = run_dir / "metrics.json" if run_dir is not None else None
+    metrics = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    stored = metrics.get("normalization", {})
+    if "mean" not in stored or "std" not in stored:
+        where = f"{path} has no \"normalization\"" if path else "it is not in a run folder"
+        raise ValueError(f"{model_path} is a legacy model that takes standardised images (saved "
+                         f"before the standardisation moved into the model), and {where}; pass "
+                         f"its training data's --mean and --std (0..255 scale, per channel).")
+    return Standardization(tuple(stored["mean"]), tuple(stored["std"]),
+                           f"{path} (normalization)", legacy=True)
+
+
+def graph_inputs(standardization: Standardization):
+    """What the serving graph does to the uint8 images before the model: a cast to float32,
+    and for a legacy model the standardisation the model lacks (as its exports always did)."""
+    import tensorflow as tf
+
+    if not standardization.legacy:
+        return lambda images: tf.cast(images, tf.float32)
+    mean = tf.constant(standardization.mean, tf.float32)
+    std = tf.constant(standardization.std, tf.float32)
+    return lambda images: (tf.cast(images, tf.float32) - mean) / std
+
+
+def serving_archive(model, standardization: Standardization):
     """An ``ExportArchive`` whose ``serving_default`` maps uint8 images to probabilities."""
     import keras
     import tensorflow as tf
 
-    mean = tf.constant(normalization.mean, tf.float32)
-    std = tf.constant(normalization.std, tf.float32)
     shape = (None, *model.input_shape[1:])
+    prepare = graph_inputs(standardization)
 
     def serve(images):
         # The signature's shape is only advertised: neither a loaded signature nor TF Serving
         # enforces it, and the graph would accept any H, W and a single channel.
         images = tf.ensure_shape(images, shape)
-        logits = model((tf.cast(images, tf.float32) - mean) / std, training=False)
+        logits = model(prepare(images), training=False)
         return {OUTPUT_KEY: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
 
     archive = keras.export.ExportArchive()
@@ -224,9 +240,8 @@ def export(source, out, mean=None, std=None, overwrite: bool = False,
     model_path, run_dir = locate(source)
     if (mean is None) != (std is None):
         raise ValueError("Give both --mean and --std (one value per channel), or neither.")
-    model = load_zoo_model(model_path)  # before the statistics, which may read a dataset
-    chosen = choose_normalization(run_dir, mean, std)
-    chosen.check(model.input_shape[-1])
+    model = load_zoo_model(model_path)
+    chosen = choose_standardization(model, model_path, run_dir, mean, std)
 
     staging = out.parent / f".{out.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -236,7 +251,8 @@ def export(source, out, mean=None, std=None, overwrite: bool = False,
                 "num_classes": int(model.output_shape[-1]), "signature": "serving_default",
                 "input_key": INPUT_KEY, "input_dtype": "uint8", "output_key": OUTPUT_KEY,
                 "mean": list(chosen.mean), "std": list(chosen.std),
-                "normalization_source": chosen.source}
+                "standardized_by": "serving graph (legacy model)" if chosen.legacy else "model",
+                "standardization_source": chosen.source}
     (staging / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     install(staging, out)
@@ -249,8 +265,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("source", help="a run folder (final.keras + config.json) or a .keras file")
     parser.add_argument("--out", required=True, help="saved_models/NAME/VERSION (VERSION numeric)")
-    parser.add_argument("--mean", type=float, nargs="+", help="per-channel mean, 0..255 scale")
-    parser.add_argument("--std", type=float, nargs="+", help="per-channel std, 0..255 scale")
+    parser.add_argument("--mean", type=float, nargs="+",
+                        help="legacy models only: per-channel mean, 0..255 scale")
+    parser.add_argument("--std", type=float, nargs="+",
+                        help="legacy models only: per-channel std, 0..255 scale")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
     return parser.parse_args(argv)
 
@@ -269,8 +287,9 @@ def main(argv=None) -> int:
         return 1
     print(f"Exported {manifest['model']} to {args.out}: signature serving_default, "
           f"{INPUT_KEY} uint8 {manifest['input_shape']} -> {OUTPUT_KEY} "
-          f"({manifest['num_classes']} classes).\nNormalisation: mean {manifest['mean']}, "
-          f"std {manifest['std']} ({manifest['normalization_source']}).")
+          f"({manifest['num_classes']} classes).\nStandardisation by the "
+          f"{manifest['standardized_by']}: mean {manifest['mean']}, std {manifest['std']} "
+          f"({manifest['standardization_source']}).")
     return 0
 
 

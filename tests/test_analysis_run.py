@@ -1,27 +1,47 @@
 """analysis.run: the CLI on a run folder (synthetic data, an untrained saved model)."""
 
+import dataclasses
 import json
 
+import keras
+import numpy as np
 import pandas as pd
 import pytest
 
 import keras_resnets
-from analysis.run import main
+from analysis.run import main, model_inputs
 from analysis.unroll import DEFAULT_ALPHAS
 from trainers.config import TrainConfig
+from trainers.data import load_data
 
 pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """What ``trainers.train`` leaves behind, minus the training: config.json + final.keras."""
+    """What ``trainers.train`` leaves behind, minus the training: config.json + final.keras (a
+    model that standardises its raw images)."""
     folder = tmp_path_factory.mktemp("run")
     config = TrainConfig(model="preact14", dataset="synthetic", train_size=64, test_size=16,
                          batch_size=16, out=str(folder))
     config.save(folder / "config.json")
-    keras_resnets.build("preact14").save(folder / "final.keras")
+    standardize = ((127.5,) * 3, (64.0,) * 3)
+    keras_resnets.build("preact14", standardize=standardize).save(folder / "final.keras")
     return folder
+
+
+def test_raw_images_for_a_standardising_model_standardised_ones_for_a_legacy_model(run_dir):
+    """A legacy model (saved before the standardisation moved into the model) is fed what its
+    training pipeline fed it: images standardised with the training split's statistics."""
+    config = TrainConfig.load(run_dir / "config.json")
+    data = load_data(dataclasses.replace(config, augment=False))
+    raw = next(iter(data.test))[0].numpy()
+    model = keras.saving.load_model(run_dir / "final.keras")
+    given = next(iter(model_inputs(data.test, model, data)))[0].numpy()
+    np.testing.assert_array_equal(given, raw)
+    legacy = next(iter(model_inputs(data.test, keras_resnets.build("preact14"), data)))[0]
+    expected = (raw - np.float32(data.mean)) / np.float32(data.std)
+    np.testing.assert_allclose(legacy, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_writes_tables_figures_and_report(run_dir, capsys):

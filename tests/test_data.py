@@ -33,13 +33,20 @@ def test_synthetic_data_shapes_counts_and_batches(synthetic):
     assert [len(y) for _, y in synthetic.test] == [16, 16, 8]  # test keeps its remainder
 
 
-def test_standardisation_uses_training_statistics(synthetic):
+def test_images_are_raw_and_the_statistics_are_the_training_splits(synthetic):
+    """The model standardises (``standardize=(data.mean, data.std)``): the pipeline does not."""
     assert len(synthetic.mean) == len(synthetic.std) == 3
     assert all(0 < m < 255 for m in synthetic.mean) and all(s > 1 for s in synthetic.std)
-    # The test split is not augmented: standardised values average about 0 with unit spread.
-    pixels = np.concatenate([x.numpy().reshape(-1, 3) for x, _ in synthetic.test])
-    np.testing.assert_allclose(pixels.mean(0), 0, atol=0.25)
-    np.testing.assert_allclose(pixels.std(0), 1, atol=0.25)
+    test = np.concatenate([x.numpy().reshape(-1, 3) for x, _ in synthetic.test])
+    assert test.min() >= 0 and test.max() <= 255 and (test == np.round(test)).all()
+    # The test split is not augmented: standardised, it averages about 0 with unit spread.
+    standardised = (test - np.float32(synthetic.mean)) / np.float32(synthetic.std)
+    np.testing.assert_allclose(standardised.mean(0), 0, atol=0.25)
+    np.testing.assert_allclose(standardised.std(0), 1, atol=0.25)
+    plain = data_lib.load_data(config(augment=False))  # all 64 training images, as they are
+    train = np.concatenate([x.numpy().reshape(-1, 3) for x, _ in plain.train])
+    np.testing.assert_allclose(train.mean(0), synthetic.mean, rtol=1e-5)
+    np.testing.assert_allclose(train.std(0), synthetic.std, rtol=1e-4)
 
 
 def test_synthetic_data_is_seeded():
@@ -51,21 +58,40 @@ def test_synthetic_data_is_seeded():
     assert not np.array_equal(images[0], images[2])
 
 
-def test_augmentation_pads_crops_and_flips():
-    image = np.arange(1, 8 * 8 + 1, dtype=np.float32).reshape(8, 8, 1)
-    padded = np.pad(image, [(4, 4), (4, 4), (0, 0)])
+def test_augmentation_pads_with_the_fill_colour_crops_and_flips():
+    image = np.arange(1, 8 * 8 * 2 + 1, dtype=np.float32).reshape(8, 8, 2)
+    fill = np.float32([-0.5, 300.25])
+    padded = np.pad(image, [(4, 4), (4, 4), (0, 0)]) + np.pad(
+        np.zeros((8, 8, 1), np.float32), [(4, 4), (4, 4), (0, 0)], constant_values=1) * fill
     windows = [padded[i:i + 8, j:j + 8] for i in range(9) for j in range(9)]
     kinds = []
     batch, labels = data_lib.augment(tf.constant(np.stack([image] * 40)), tf.range(40),
-                                     tf.constant([0, 1], tf.int64))
+                                     tf.constant([0, 1], tf.int64), fill=fill)
     np.testing.assert_array_equal(labels, np.arange(40))
     for out in batch.numpy():
         plain = any(np.array_equal(out, w) for w in windows)
         flipped = any(np.array_equal(out[:, ::-1], w) for w in windows)
-        assert plain or flipped  # every output is a crop of the zero-padded image
-        kinds.append((plain, flipped, (out == 0).any()))
-    plain, flipped, zeros = map(any, zip(*kinds))
-    assert plain and flipped and zeros
+        assert plain or flipped  # every output is a crop of the padded image
+        kinds.append((plain, flipped, (out == fill).all(axis=-1).any()))
+    plain, flipped, padding = map(any, zip(*kinds))
+    assert plain and flipped and padding
+
+
+def test_mean_padding_then_standardising_is_standardising_then_zero_padding(synthetic):
+    """He et al. pad standardised images with zeros; the pipeline pads raw images with the
+    training mean and the model standardises after: the same numbers, to float rounding."""
+    import keras_resnets
+
+    raw, _ = next(iter(synthetic.test))
+    mean, std = np.float32(synthetic.mean), np.float32(synthetic.std)
+    seed = tf.constant([3, 4], tf.int64)
+    before, _ = data_lib.augment((raw - mean) / std, None, seed, fill=np.zeros(3, np.float32))
+    after, _ = data_lib.augment(raw, None, seed, fill=mean)
+    np.testing.assert_array_equal((after.numpy() - mean) / std, before.numpy())  # bit-exact
+    standardize = keras_resnets.build("resnet8", standardize=(synthetic.mean, synthetic.std))
+    in_model = standardize.get_layer("standardize")(after)
+    np.testing.assert_allclose(in_model, before, rtol=1e-6, atol=1e-6)
+    assert (in_model.numpy() == 0).all(axis=-1).any()  # the padding: exactly the mean
 
 
 def test_each_epoch_depends_only_on_the_seed_and_its_number():

@@ -1,4 +1,5 @@
-"""SavedModel export: TF Serving layout, uint8 in, probabilities out, same predictions as Keras."""
+"""SavedModel export: TF Serving layout, uint8 in, probabilities out, same predictions as Keras;
+legacy models (no standardisation inside) standardised by the graph, as before."""
 
 import errno
 import json
@@ -15,7 +16,9 @@ import tensorflow as tf
 
 import keras_resnets
 from saved_models import export as export_module
-from saved_models.export import CIFAR10_MEAN, export, main, recover
+from saved_models.export import export, main, recover
+from trainers import data as data_lib
+from trainers import train as train_lib
 from trainers.config import TrainConfig
 
 pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
@@ -39,43 +42,61 @@ LOAD_AND_PREDICT = textwrap.dedent("""
 """)
 
 
-def trained_like(name):
-    """A tiny zoo model whose BN statistics are not the initial ones, so inference mode shows."""
-    model = keras_resnets.build(name, input_shape=SHAPE)
+def trained_like(name, standardize=None):
+    """A tiny zoo model whose BN statistics are not the initial ones, so inference mode shows;
+    ``standardize=None``: a legacy model, taking standardised images."""
+    model = keras_resnets.build(name, input_shape=SHAPE, standardize=standardize)
     rng = np.random.default_rng(0)
     for weight in model.non_trainable_weights:  # BN moving mean and variance
         weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
     return model
 
 
-def keras_probabilities(model, images, mean, std):
-    x = (images.astype("float32") - np.float32(mean)) / np.float32(std)
-    return keras.ops.convert_to_numpy(keras.ops.softmax(model(x, training=False)))
+def keras_probabilities(model, images):
+    """Softmax of the model's logits on ``images`` as they are (raw: the model standardises)."""
+    return keras.ops.convert_to_numpy(keras.ops.softmax(model(images, training=False)))
+
+
+def legacy_probabilities(model, images, mean, std):
+    """What exports of a legacy model always served: standardised images into the model."""
+    standardised = (images.astype("float32") - np.float32(mean)) / np.float32(std)
+    return keras_probabilities(model, standardised)
+
+
+def run_folder(path, model, metrics):
+    """What ``trainers.train`` leaves: final.keras, config.json, metrics.json."""
+    path.mkdir(parents=True)
+    model.save(path / "final.keras")
+    TrainConfig(model=model.name, dataset="synthetic", out=str(path)).save(path / "config.json")
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A run folder (plain preact8, stats in its metrics.json) and a bare gated .keras file
-    (stats by flag), both exported; expected probabilities computed with Keras."""
+    """Exported: a run folder (preact8 that standardises itself), a bare gated .keras file
+    (standardises itself) and a legacy run folder (preact8 without the standardisation, its
+    statistics in metrics.json's "normalization"); expected probabilities computed with Keras."""
     root = tmp_path_factory.mktemp("export")
     images = np.random.default_rng(1).integers(0, 256, (8, *SHAPE), dtype=np.uint8)
     np.save(root / "images.npy", images)
     cases = {}
 
-    plain = trained_like("preact8")
-    run = root / "runs" / "preact8"
-    run.mkdir(parents=True)
-    plain.save(run / "final.keras")
-    TrainConfig(model="preact8", dataset="synthetic", out=str(run)).save(run / "config.json")
-    (run / "metrics.json").write_text(json.dumps({"normalization": {"mean": MEAN, "std": STD}}))
+    plain = trained_like("preact8", standardize=(MEAN, STD))
+    run = run_folder(root / "runs" / "preact8", plain, {"standardize": {"mean": MEAN, "std": STD}})
     cases["plain"] = (export(run, root / "serving" / "preact8" / "1"),
-                      keras_probabilities(plain, images, MEAN, STD))
+                      keras_probabilities(plain, images))
 
-    gated = trained_like("resnet8-gate-exclusive")
+    gated = trained_like("resnet8-gate-exclusive", standardize=(MEAN, STD))
     gated.save(root / "gated.keras")
-    cases["gated"] = (export(root / "gated.keras", root / "serving" / "gated" / "1",
-                             mean=MEAN, std=STD),
-                      keras_probabilities(gated, images, MEAN, STD))
+    cases["gated"] = (export(root / "gated.keras", root / "serving" / "gated" / "1"),
+                      keras_probabilities(gated, images))
+
+    legacy = trained_like("preact8")
+    run = run_folder(root / "runs" / "legacy", legacy,
+                     {"normalization": {"mean": MEAN, "std": STD}})
+    cases["legacy"] = (export(run, root / "serving" / "legacy" / "1"),
+                       legacy_probabilities(legacy, images, MEAN, STD))
     return root, cases
 
 
@@ -85,21 +106,28 @@ def test_tf_serving_layout_and_manifest(exported):
     assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
     manifest = json.loads((version / "assets.extra" / "export.json").read_text())
     assert manifest == cases["plain"][0]
-    assert manifest["mean"] == list(MEAN) and manifest["std"] == list(STD)
-    assert manifest["normalization_source"].endswith("metrics.json")
+    np.testing.assert_allclose(manifest["mean"], MEAN, rtol=1e-6)
+    np.testing.assert_allclose(manifest["std"], STD, rtol=1e-6)
+    assert manifest["standardized_by"] == "model"
+    assert manifest["standardization_source"] == "the model's own standardize layer"
     assert manifest["input_shape"] == list(SHAPE) and manifest["num_classes"] == 10
     assert not list((root / "serving" / "preact8").glob(".*")), "staging folder left behind"
+    legacy = cases["legacy"][0]
+    assert legacy["mean"] == list(MEAN) and legacy["std"] == list(STD)
+    assert legacy["standardized_by"] == "serving graph (legacy model)"
+    assert legacy["standardization_source"].endswith("metrics.json (normalization)")
 
 
 def test_standalone_predictions_match_keras(exported):
     root, cases = exported
-    paths = [str(root / "serving" / name / "1") for name in ("preact8", "gated")]
+    names = {"plain": "preact8", "gated": "gated", "legacy": "legacy"}
+    paths = [str(root / "serving" / name / "1") for name in names.values()]
     completed = subprocess.run(
         [sys.executable, "-c", LOAD_AND_PREDICT, str(root / "images.npy"), *paths],
         capture_output=True, text=True, timeout=180, check=True)
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["zoo_imported"] is False
-    for path, case in zip(paths, ("plain", "gated")):
+    for path, case in zip(paths, names):
         served = np.array(result[path])
         np.testing.assert_allclose(served, cases[case][1], atol=1e-5)
         np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
@@ -116,38 +144,66 @@ def test_saved_model_cli_reads_signature(exported):
         assert expected in completed.stdout
 
 
-def test_bare_keras_file_defaults_to_cifar10_statistics(exported, tmp_path):
-    root, _ = exported
-    manifest = export(root / "gated.keras", tmp_path / "gated" / "7")
-    assert manifest["mean"] == list(CIFAR10_MEAN)
-    assert "CIFAR-10" in manifest["normalization_source"]
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real (tiny) trainers.train run on synthetic 32x32 images, exported."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    config = TrainConfig(model="resnet8", dataset="synthetic", epochs=1, batch_size=32,
+                         train_size=64, test_size=32, out=str(out))
+    train_lib.train(config)
+    export(out, out.parent / "serving" / "1")
+    return config, out.parent / "serving" / "1"
 
 
-def test_statistics_recomputed_from_the_run_config(exported, tmp_path):
-    """The trainer stores no statistics: export recomputes them from the run's config.json."""
-    from trainers.data import load_data
+def test_a_trained_run_serves_raw_uint8_images_as_its_keras_file(trained_run):
+    """The run's final.keras standardises itself: the SavedModel only casts the images."""
+    config, version = trained_run
+    data = data_lib.load_data(config)
+    raw = np.concatenate([images for images, _ in data.test]).astype(np.uint8)
+    model = keras.saving.load_model(Path(config.out) / "final.keras")
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    served = serve(images=tf.constant(raw))["probabilities"].numpy()
+    np.testing.assert_allclose(served, keras_probabilities(model, raw), atol=1e-5)
+    manifest = json.loads((version / "assets.extra" / "export.json").read_text())
+    assert manifest["standardized_by"] == "model"
+    np.testing.assert_allclose(manifest["mean"], data.mean, rtol=1e-6)
 
+
+def test_a_bare_legacy_file_needs_mean_and_std(exported, tmp_path, capsys):
+    """A legacy model outside its run folder: no statistics to find, a clear error; with
+    --mean/--std it exports, standardising in the graph."""
+    root, cases = exported
+    bare = tmp_path / "legacy.keras"
+    shutil.copy(root / "runs" / "legacy" / "final.keras", bare)
+    assert main([str(bare), "--out", str(tmp_path / "m" / "1")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {bare} is a legacy model that takes standardised images")
+    assert "--mean and --std" in error and error.count("\n") == 1
+    manifest = export(bare, tmp_path / "m" / "1", mean=MEAN, std=STD)
+    assert manifest["standardization_source"] == "--mean/--std"
+    served = tf.saved_model.load(str(tmp_path / "m" / "1")).signatures["serving_default"](
+        images=tf.constant(np.load(root / "images.npy")))["probabilities"].numpy()
+    np.testing.assert_allclose(served, cases["legacy"][1], atol=1e-5)
+
+
+def test_a_legacy_run_without_statistics_is_refused(exported, tmp_path):
     root, _ = exported
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "final.keras").write_bytes((root / "runs" / "preact8" / "final.keras").read_bytes())
-    config = TrainConfig(model="preact8", dataset="synthetic", train_size=64, test_size=32,
-                         batch_size=32, seed=3, out=str(run))
-    config.save(run / "config.json")
-    manifest = export(run, tmp_path / "served" / "1")
-    data = load_data(config)
-    assert manifest["normalization_source"] == f"recomputed from {run / 'config.json'}"
-    np.testing.assert_allclose(manifest["mean"], data.mean)
-    np.testing.assert_allclose(manifest["std"], data.std)
+    shutil.copytree(root / "runs" / "legacy", run)
+    (run / "metrics.json").write_text(json.dumps({"test_error": 50.0}))
+    with pytest.raises(ValueError, match='metrics.json has no "normalization"; pass its '
+                                         'training data\'s --mean and --std'):
+        export(run, tmp_path / "m" / "1")
+    assert not (tmp_path / "m" / "1").exists()
 
 
 def test_existing_version_needs_overwrite(exported):
     root, _ = exported
     out = root / "serving" / "gated" / "1"
     with pytest.raises(ValueError, match="already exists.*--overwrite"):
-        export(root / "gated.keras", out, mean=MEAN, std=STD)
+        export(root / "gated.keras", out)
     before = (out / "saved_model.pb").stat().st_mtime_ns
-    export(root / "gated.keras", out, mean=MEAN, std=STD, overwrite=True)
+    export(root / "gated.keras", out, overwrite=True)
     assert (out / "saved_model.pb").stat().st_mtime_ns != before
 
 
@@ -156,9 +212,10 @@ def test_existing_version_needs_overwrite(exported):
     ("runs", "m/1", {}, "has no final.keras"),
     ("images.npy", "m/1", {}, "not a .keras file"),
     ("runs/preact8/final.keras", "m/latest", {}, "numeric version"),
-    ("runs/preact8/final.keras", "m/1", {"mean": MEAN}, "both --mean and --std"),
-    ("runs/preact8/final.keras", "m/1", {"mean": (1.0,), "std": (1.0,)}, "3 channels"),
-    ("runs/preact8/final.keras", "m/1", {"mean": MEAN, "std": (1.0, 0.0, 1.0)}, "positive"),
+    ("runs/legacy/final.keras", "m/1", {"mean": MEAN}, "both --mean and --std"),
+    ("runs/legacy/final.keras", "m/1", {"mean": (1.0,), "std": (1.0,)}, "3 channels"),
+    ("runs/legacy/final.keras", "m/1", {"mean": MEAN, "std": (1.0, 0.0, 1.0)}, "positive"),
+    ("runs/preact8", "m/1", {"mean": MEAN, "std": STD}, "standardises its images itself"),
 ])
 def test_bad_input_is_refused(exported, tmp_path, source, out, flags, message):
     root, _ = exported
@@ -171,10 +228,10 @@ def test_foreign_or_broken_keras_files_are_refused(tmp_path):
     inputs = keras.Input((4,))
     keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(tmp_path / "dense.keras")
     with pytest.raises(ValueError, match="not a keras_resnets zoo model"):
-        export(tmp_path / "dense.keras", tmp_path / "out" / "1", mean=MEAN, std=STD)
+        export(tmp_path / "dense.keras", tmp_path / "out" / "1")
     (tmp_path / "broken.keras").write_bytes(b"not a zip archive")
     with pytest.raises(ValueError, match="corrupt or unreadable"):
-        export(tmp_path / "broken.keras", tmp_path / "out" / "1", mean=MEAN, std=STD)
+        export(tmp_path / "broken.keras", tmp_path / "out" / "1")
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
@@ -209,8 +266,7 @@ def test_corrupt_model_file_is_bad_input(exported, tmp_path, capsys, damage):
     run = tmp_path / "run"
     run.mkdir()
     (run / "final.keras").write_bytes(broken[damage])
-    code = main([str(run), "--out", str(tmp_path / "m" / "1"), "--mean", *map(str, MEAN),
-                 "--std", *map(str, STD)])
+    code = main([str(run), "--out", str(tmp_path / "m" / "1")])
     error = capsys.readouterr().err
     assert code == 2, error
     assert error.startswith(f"error: {run / 'final.keras'} is a corrupt or unreadable .keras "
@@ -253,7 +309,7 @@ def test_killed_overwrite_keeps_a_complete_version(old_version, monkeypatch, ste
     root, out, old = old_version
     crash_at(monkeypatch, step, Killed())
     with pytest.raises(Killed):
-        export(root / "gated.keras", out, mean=MEAN, std=STD, overwrite=True)
+        export(root / "gated.keras", out, overwrite=True)
     new = str(root / "gated.keras")
     if step == "move new in":
         assert not out.exists() and served_model(out.parent / ".old-1") == old
@@ -268,7 +324,7 @@ def test_next_run_restores_the_version_a_kill_set_aside(old_version, monkeypatch
     root, out, old = old_version
     crash_at(monkeypatch, "move new in", Killed())
     with pytest.raises(Killed):
-        export(root / "gated.keras", out, mean=MEAN, std=STD, overwrite=True)
+        export(root / "gated.keras", out, overwrite=True)
     assert main([str(root / "gated.keras"), "--out", str(out)]) == 2  # exists: no --overwrite
     captured = capsys.readouterr()
     assert f"Restored {out}" in captured.out and "already exists" in captured.err

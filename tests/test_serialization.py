@@ -59,7 +59,7 @@ def test_savedmodel_round_trip(model, tmp_path):
                  shortcut="gate-shortcut", gate_bias=-6.0, dropout_rate=0.1, weight_decay=1e-4,
                  preactivate_shortcut=True, projection="pad"),
     ResidualUnit(16, shortcut="scale", shortcut_scale=0.5, branch_scale=0.5),
-    ResidualUnit(16, ordering="preact", conv_bias=True),
+    ResidualUnit(16, ordering="preact", conv_bias=True, sync_batchnorm=True),
     SharedResidualStack(3, 16, share_batchnorm=False, unit_options={"ordering": "preact"}),
     ZeroPadShortcut(32, 2),
 ])
@@ -70,3 +70,28 @@ def test_get_config_rebuilds_the_same_layer(layer):
     serialized = keras.saving.serialize_keras_object(layer)
     assert serialized["module"] is None or "keras_resnets" in serialized["registered_name"]
     assert keras.saving.deserialize_keras_object(serialized).get_config() == config
+
+
+def test_sync_batchnorm_reaches_every_batchnorm_and_round_trips(tmp_path):
+    """``sync_batchnorm`` is a build option: the stem, unit, shared-stack and head BN layers
+    are all synchronized, and stay so in a ``.keras`` file."""
+    model = keras_resnets.build("preact14-shared-bn", shared_blocks=1, input_shape=(8, 8, 3),
+                                sync_batchnorm=True)
+    model.save(tmp_path / "sync.keras")
+    loaded = keras.models.load_model(tmp_path / "sync.keras")
+    for built in (model, loaded):
+        norms = batchnorms(built)
+        assert len(norms) == 1 + 3 * 2 * 2 and all(n.synchronized for n in norms)  # head + units
+    assert not any(n.synchronized for n in batchnorms(keras_resnets.build("preact14")))
+
+
+def batchnorms(model) -> list:
+    """Every BN layer of a zoo model, by public attributes: the model's own layers, its
+    residual units' and those of its shared stacks' units."""
+    found = []
+    for layer in model.layers:
+        units = layer.units if isinstance(layer, SharedResidualStack) else [layer]
+        found += [norm for unit in units if isinstance(unit, ResidualUnit)
+                  for norm in unit.batchnorms()]
+        found += [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
+    return found

@@ -56,12 +56,6 @@ def test_shared_kernel_gradient_sums_over_steps():
     assert np.abs(tape.gradient(loss, kernel).numpy()).sum() > 0
 
 
-def batchnorms_of(unit):
-    from keras_resnets.shared import batchnorms
-
-    return batchnorms(unit)
-
-
 def test_unshared_bn_is_the_papers_remedy():
     """share_batchnorm=False: shared convs; per-step statistics, gamma, beta; gamma = 0.1."""
     model = keras_resnets.build("preact20-shared-bn", shared_blocks=2, input_shape=(8, 8, 3))
@@ -71,7 +65,7 @@ def test_unshared_bn_is_the_papers_remedy():
     first, second = stack.step_units
     for a, b in zip(first.convolutions(), second.convolutions()):
         assert a is b and a.kernel is b.kernel
-    pairs = list(zip(batchnorms_of(first), batchnorms_of(second), strict=True))
+    pairs = list(zip(first.batchnorms(), second.batchnorms(), strict=True))
     assert len(pairs) == 2
     for a, b in pairs:
         for name in ("gamma", "beta", "moving_mean", "moving_variance"):
@@ -80,7 +74,7 @@ def test_unshared_bn_is_the_papers_remedy():
         np.testing.assert_allclose(b.gamma.numpy(), 0.1)
     # The unshared units outside the stack keep Keras's gamma = 1.
     unit = model.get_layer("stage1_unit1")
-    np.testing.assert_allclose(batchnorms_of(unit)[-1].gamma.numpy(), 1.0)
+    np.testing.assert_allclose(unit.batchnorms()[-1].gamma.numpy(), 1.0)
 
 
 def test_naive_sharing_shares_batchnorm_too():
@@ -90,7 +84,7 @@ def test_naive_sharing_shares_batchnorm_too():
     assert first is second and len(stack.units) == 1
     assert (stack.unshared_statistics, stack.unshared_affine, stack.gamma_init) == (
         False, False, 1.0)
-    np.testing.assert_allclose(batchnorms_of(first)[0].gamma.numpy(), 1.0)
+    np.testing.assert_allclose(first.batchnorms()[0].gamma.numpy(), 1.0)
 
 
 ABLATIONS = {  # Fig. 9: each part of the remedy turned off alone
@@ -108,7 +102,7 @@ def test_fig9_ablations_turn_off_one_part_each():
         assert first is not second, variant
         assert first.convolutions()[0] is second.convolutions()[0]
         gamma = 1.0 if variant == "shared-bn-gamma1" else 0.1
-        for a, b in zip(batchnorms_of(first), batchnorms_of(second), strict=True):
+        for a, b in zip(first.batchnorms(), second.batchnorms(), strict=True):
             for name in ("gamma", "beta", "moving_mean", "moving_variance"):
                 same = getattr(a, name) is getattr(b, name)
                 assert same == (name in tied), (variant, name)
@@ -125,7 +119,7 @@ def test_shared_affine_is_counted_once_and_gets_one_gradient():
     # One step's two BNs fewer per stage (gamma and beta each).
     assert count_parameters(remedy) - count_parameters(tied) == 2 * 2 * (16 + 32 + 64)
     first = stack_of(tied).step_units[0]
-    gamma = batchnorms_of(first)[0].gamma
+    gamma = first.batchnorms()[0].gamma
     assert sum(w is gamma for w in tied.trainable_weights) == 1
     images = tf.constant(np.random.default_rng(0).normal(size=(2, 8, 8, 3)), tf.float32)
     with tf.GradientTape() as tape:
@@ -160,5 +154,17 @@ def test_tied_batchnorm_survives_save_and_load(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "tied.keras")
     np.testing.assert_allclose(loaded(images), model(images), atol=1e-6)
     first, second = stack_of(loaded).step_units
-    assert batchnorms_of(first)[0].gamma is batchnorms_of(second)[0].gamma
+    assert first.batchnorms()[0].gamma is second.batchnorms()[0].gamma
     assert count_parameters(loaded) == count_parameters(model)
+
+
+def test_tied_batchnorm_holds_the_shared_variables_in_keras_order():
+    """A tied BN layer lists the first step's variables where its own would be, so weight
+    files keep the layout of untied layers."""
+    model = keras_resnets.build("preact20-shared-bn-shared-stats", shared_blocks=2,
+                                input_shape=(8, 8, 3))
+    first, second = stack_of(model).step_units
+    for a, b in zip(first.batchnorms(), second.batchnorms(), strict=True):
+        assert [w.name for w in b.weights] == ["gamma", "beta", "moving_mean", "moving_variance"]
+        assert b.weights[2] is a.moving_mean and b.weights[3] is a.moving_variance
+        assert b.weights[0] is not a.gamma and b.weights[1] is not a.beta

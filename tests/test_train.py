@@ -62,9 +62,38 @@ def test_synthetic_run_writes_every_file_and_learns(synthetic_run):
     assert metrics["test_error"] == pytest.approx(100 * (1 - metrics["test_accuracy"]))
     assert metrics["parameters"] == keras_resnets_parameters("resnet8")
     data = data_lib.load_data(small(out))
-    assert metrics["normalization"] == {"mean": list(data.mean), "std": list(data.std)}
+    assert metrics["standardize"] == {"mean": list(data.mean), "std": list(data.std)}
     model = keras.models.load_model(out / "final.keras")
     assert model.count_params() > 0
+
+
+class KeepModel(keras.callbacks.Callback):
+    """Keeps the model ``fit`` trained: the one in memory that ``final.keras`` is saved from."""
+
+    def on_train_end(self, logs=None):
+        self.trained = self.model
+
+
+@pytest.mark.slow
+def test_final_keras_takes_raw_images_like_the_model_in_memory(tmp_path):
+    """The training split's standardisation is inside the model: ``final.keras`` maps raw
+    uint8 images to the logits of the trained model, and scores the raw test split as the
+    trainer did."""
+    import keras_resnets
+
+    config = small(tmp_path / "raw", epochs=1, train_size=64)
+    kept = KeepModel()
+    metrics = train_lib.train(config, callbacks=[kept])
+    data = data_lib.load_data(config)
+    loaded = keras.models.load_model(Path(config.out) / "final.keras")
+    np.testing.assert_allclose(keras_resnets.standardization_of(loaded), (data.mean, data.std),
+                               rtol=1e-6)
+    raw = np.concatenate([images for images, _ in data.test])
+    assert raw.max() > 1 and (raw == np.round(raw)).all()  # 0..255, not standardised
+    np.testing.assert_allclose(loaded.predict(raw.astype(np.uint8), verbose=0),
+                               kept.trained.predict(raw, verbose=0), rtol=1e-5, atol=1e-5)
+    scores = loaded.evaluate(data.test, return_dict=True, verbose=0)
+    assert scores["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
 def keras_resnets_parameters(name):
@@ -135,6 +164,7 @@ def test_cli_exits_1_on_divergence(monkeypatch, capsys):
     (["--dataset", "cifar11"], "Unknown dataset 'cifar11'"),
     (["--dataset", "cifar10", "--data-dir", "{tmp}"], "--dataset synthetic"),
     (["--model-overrides", '{"num_classes": 5}'], "may not set num_classes"),
+    (["--model-overrides", '{"sync_batchnorm": true}'], "sync_batchnorm: --sync-batchnorm"),
     (["--model-overrides", '{"gate_bais": -6}'], "did you mean 'gate_bias'"),
     (["--strategy", "multiworker"], "TF_CONFIG"),
     (["--batch-size", "512", "--train-size", "256"], "fewer than one batch of 512"),
@@ -280,9 +310,17 @@ def test_mixed_precision_keeps_float32_logits_and_sync_batchnorm_is_set():
     assert keras.config.dtype_policy().name == "float32"  # restored afterwards
     assert model.get_layer("stem_conv1").compute_dtype == "float16"
     assert keras.ops.convert_to_numpy(model(np.zeros((2, 16, 16, 3)))).dtype == np.float32
-    norms = [layer for layer in model._flatten_layers()
-             if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and all(layer.synchronized for layer in norms)
+    norms = batchnorms(model)
+    assert len(norms) > 3 and all(layer.synchronized for layer in norms)
     single = train_lib.build_model(small("unused", sync_batchnorm=True), data, replicas=1)
-    assert not any(layer.synchronized for layer in single._flatten_layers()
-                   if isinstance(layer, keras.layers.BatchNormalization))
+    assert not any(layer.synchronized for layer in batchnorms(single))
+
+
+def batchnorms(model) -> list:
+    """Every BN layer of a zoo model without shared stacks, by public attributes: the model's
+    own layers and its residual units'."""
+    from keras_resnets import ResidualUnit
+
+    own = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return own + [norm for layer in model.layers if isinstance(layer, ResidualUnit)
+                  for norm in layer.batchnorms()]

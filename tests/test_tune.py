@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import keras_resnets
 from ports import free_ports
 from trainers import spaces
 from trainers.config import TrainConfig
@@ -91,6 +92,10 @@ def test_the_best_model_is_saved_and_exported(resumed):
     saved_model = Path(best["saved_model"])
     assert saved_model.parts[-3:] == ("export", best["model"], "1")
     assert (saved_model / "saved_model.pb").is_file()
+    # The trial's model standardises its raw images itself: the export needs no statistics.
+    assert keras_resnets.standardization_of(model) is not None
+    manifest = json.loads((saved_model / "assets.extra" / "export.json").read_text())
+    assert manifest["standardized_by"] == "model"
 
 
 def test_resuming_with_another_space_is_refused(resumed):
@@ -217,3 +222,32 @@ def test_a_bayesian_sweep_runs_end_to_end(tmp_path):
     frame = run_sweep(config)
     assert list(frame["status"]) == ["COMPLETED", "COMPLETED"]
     assert frame["learning_rate"].nunique() == 2
+
+
+ORACLE = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "8000"}
+
+
+@pytest.mark.parametrize("env, worker", [
+    ({}, False),
+    ({**ORACLE, "KERASTUNER_TUNER_ID": "chief"}, False),
+    ({**ORACLE, "KERASTUNER_TUNER_ID": "tuner0"}, True),
+    ({"KERASTUNER_TUNER_ID": "tuner0"}, False),  # no oracle address: not distributed
+])
+def test_is_worker_reads_kerastuners_variables(monkeypatch, env, worker):
+    from trainers.tune import DISTRIBUTED_TUNING, is_worker
+
+    for name in DISTRIBUTED_TUNING:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert is_worker() is worker
+
+
+def test_an_incomplete_kerastuner_cluster_is_a_clear_error(monkeypatch):
+    from trainers.tune import is_worker
+
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.delenv("KERASTUNER_ORACLE_PORT", raising=False)
+    monkeypatch.delenv("KERASTUNER_TUNER_ID", raising=False)
+    with pytest.raises(ValueError, match="KERASTUNER_TUNER_ID and KERASTUNER_ORACLE_PORT not"):
+        is_worker()

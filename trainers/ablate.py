@@ -438,7 +438,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=REFERENCE_BATCH)
     parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
     parser.add_argument("--runs", help="folder of the run folders (default: OUT/runs; working "
-                                       "files, not committed); the tables of one study may share it")
+                                       "files, not committed); tables may share it")
     parser.add_argument("--ledger", help="CSV recording every finished run (default: OUT/runs.csv;"
                                          " commit it); tables sharing --runs share it too")
     return parser.parse_args(argv)

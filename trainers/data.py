@@ -2,8 +2,12 @@
 
 He et al. 2016 (papers.md, training recipe): per-channel standardisation, then on training
 images only 4-pixel zero padding, a random crop back to the image size (32x32 on CIFAR) and a
-random horizontal flip; the test image is used as is. Padding follows standardisation, as in
-the authors' Torch code, so the padded zeros are the mean colour. Both run on whole batches.
+random horizontal flip; the test image is used as is. The standardisation is the model's first
+layer (``build(..., standardize=(data.mean, data.std))``, so saved models take raw images): the
+pipeline yields raw float32 images, 0..255. Padding follows standardisation in the authors'
+Torch code, so the padded zeros are the mean colour; here the padding comes first and is the
+training split's per-channel mean, which the model's standardisation turns into exactly those
+zeros (``augment``). Augmentation runs on whole batches.
 
 Where the images come from (``locate`` decides before anything is read or downloaded):
 - ``synthetic``: a small learnable task made here (class colour and stripe pattern + noise).
@@ -29,14 +33,14 @@ from trainers.config import TrainConfig
 SYNTHETIC = "synthetic"
 SYNTHETIC_SHAPE = (32, 32, 3)
 SYNTHETIC_SIZES = {"train": 2048, "test": 512}
-PAD = 4  # pixels of zero padding before the random crop
+PAD = 4  # pixels of mean-colour padding before the random crop
 EPOCH_SEED_STRIDE = 1_000_003  # seed * stride + epoch: a different shuffle seed per (seed, epoch)
 NETWORK_PROBE = ("storage.googleapis.com", 443)
 
 
 @dataclass
 class Data:
-    """Batched datasets of (standardised float32 images, int labels) and what describes them.
+    """Batched datasets of (raw float32 images, 0..255, int labels) and what describes them.
 
     ``epochs(first, last)`` are the training batches of epochs ``first`` to ``last - 1``: each
     epoch's order and augmentation depend only on the seed and the epoch's number, so a run
@@ -44,13 +48,13 @@ class Data:
     ``train`` is epoch 0's batches (for one-pass users: analysis, benchmarks)."""
 
     epochs: Callable[[int, int], tf.data.Dataset]  # global batches, shuffled, augmented
-    test: tf.data.Dataset  # global batches, not augmented, same standardisation
+    test: tf.data.Dataset  # global batches, not augmented
     num_classes: int
     input_shape: tuple  # (H, W, C)
     train_examples: int
     test_examples: int
-    mean: tuple  # per channel, from the training split, on the 0..255 scale
-    std: tuple
+    mean: tuple  # per channel, from the training split, on the 0..255 scale: the model's
+    std: tuple  # standardisation (its ``standardize`` layer)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.train_examples // batch_size
@@ -94,9 +98,8 @@ def load_data(config: TrainConfig, source: "Source | None" = None) -> Data:
         raise ValueError(f"{config.dataset!r} has {train_examples} training examples, fewer "
                          f"than one batch of {config.batch_size}; lower --batch-size.")
     mean, std = channel_stats(train)
-    standardise = _standardiser(mean, std)
-    plain = lambda x, y, seed: (standardise(x), y)  # noqa: E731
-    augmented = lambda x, y, seed: augment(standardise(x), y, seed)  # noqa: E731
+    plain = lambda x, y, seed: (tf.cast(x, tf.float32), y)  # noqa: E731
+    augmented = lambda x, y, seed: augment(*plain(x, y, seed), seed, fill=mean)  # noqa: E731
     transform = augmented if config.augment else plain
     return Data(
         epochs=lambda first, last: _epochs(train, train_examples, first, last, config.seed,
@@ -108,14 +111,22 @@ def load_data(config: TrainConfig, source: "Source | None" = None) -> Data:
         mean=tuple(mean.tolist()), std=tuple(std.tolist()))
 
 
-def augment(images, labels, seed):
-    """4-pixel zero padding, a random crop back to the image size and a random horizontal flip,
-    drawn per image for a whole batch at once: two gathers, no per-image work on the host
-    (the batched twin of ``keras_resnets.augment.PadCropFlip`` in TensorFlow ops). ``seed``:
-    a shape-[2] int tensor; the draws are a function of it alone (stateless)."""
+def augment(images, labels, seed, fill):
+    """4-pixel padding with the colour ``fill`` (one value per channel), a random crop back to
+    the image size and a random horizontal flip, drawn per image for a whole batch at once: two
+    gathers, no per-image work on the host (the batched twin of
+    ``keras_resnets.augment.PadCropFlip`` in TensorFlow ops). ``seed``: a shape-[2] int tensor;
+    the draws are a function of it alone (stateless).
+
+    Why ``fill`` is the training mean: He et al. pad standardised images with zeros. Cropping
+    and flipping only move pixels, and a standardised zero is the mean colour, so padding raw
+    images with the mean and standardising after (in the model) gives the same numbers: every
+    image pixel is the same ``(x - mean) / std`` and every padded one ``(mean - mean) / std``,
+    exactly 0 (bit for bit; the model's layer divides by ``sqrt(std ** 2)``, within float32
+    rounding of ``std``)."""
     shape = tf.shape(images)
     count, height, width = shape[0], shape[1], shape[2]
-    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
+    padded = pad_with(images, fill)
     seeds = tf.random.experimental.stateless_split(seed, 3)
     offsets = [tf.random.stateless_uniform([count, 1], seeds[i], 0, 2 * PAD + 1, tf.int32)
                for i in range(2)]
@@ -127,10 +138,15 @@ def augment(images, labels, seed):
     return tf.gather(cropped, columns, axis=2, batch_dims=1), labels
 
 
-def _standardiser(mean, std):
-    mean = tf.constant(mean, tf.float32)
-    std = tf.constant(std, tf.float32)
-    return lambda image: (tf.cast(image, tf.float32) - mean) / std
+def pad_with(images, fill):
+    """``images`` with ``PAD`` pixels of colour ``fill`` on each side. ``tf.pad`` fills with one
+    scalar, so the border is added on a 0/1 mask: image pixels stay bit-exact (``x + 0``) and
+    border pixels are exactly ``fill`` (``0 + fill``)."""
+    paddings = [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]
+    shape = tf.shape(images)
+    inside = tf.zeros([1, shape[1], shape[2], 1], images.dtype)
+    border = tf.pad(inside, paddings, constant_values=1)
+    return tf.pad(images, paddings) + border * tf.constant(fill, images.dtype)
 
 
 def _epochs(examples, count, first, last, seed, batch_size, transform):
@@ -161,8 +177,8 @@ def _options() -> tf.data.Options:
 
 
 def _batched(dataset, batch_size, drop_remainder, transform):
-    """Batches, each transformed as a whole (standardised: one op per batch rather than per
-    image), prefetched."""
+    """Batches, each transformed as a whole (one op per batch rather than per image),
+    prefetched."""
     batches = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return batches.map(transform, tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(
         _options())

@@ -13,6 +13,7 @@ import os
 
 import tensorflow as tf
 
+from trainers import compat
 from trainers.config import STRATEGIES
 
 
@@ -24,7 +25,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         raise ValueError(f"Unknown strategy {name!r}; accepted: {', '.join(STRATEGIES)}.")
     if name == "multiworker":
         _check_tf_config()
-        _patch_keras_multiworker_logs()
+        compat.average_multiworker_scalar_logs()
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -86,30 +87,3 @@ def check_jit_compile(jit_compile: bool, strategy: tf.distribute.Strategy) -> No
             f"--jit-compile does not work with {type(strategy).__name__} over "
             f"{len(devices)} CPU devices (XLA compiles each step for one device); drop "
             f"--jit-compile or use --strategy default.")
-
-
-def _patch_keras_multiworker_logs() -> None:
-    """Work around tensorflow/tensorflow#72388 (Keras 3.15 with MultiWorkerMirroredStrategy):
-    Keras reduces each log of a train/test step over workers with ``strategy.reduce("MEAN", v,
-    axis=0)``, which fails for the scalar loss and metrics ("Invalid reduction dimension 0 for
-    input with 0 dimensions"). Scalars are averaged over replicas instead (``axis=None``);
-    everything else goes to Keras unchanged."""
-    from keras.src.backend.tensorflow import trainer as keras_trainer
-
-    original = keras_trainer.reduce_per_replica
-    if getattr(original, "scalar_safe", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not isinstance(
-                strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return original(values, strategy, reduction)
-
-        def mean(value):
-            local = strategy.experimental_local_results(value)[0]
-            return strategy.reduce("MEAN", value, axis=None if local.shape.rank == 0 else 0)
-
-        return tf.nest.map_structure(mean, values)
-
-    reduce_per_replica.scalar_safe = True
-    keras_trainer.reduce_per_replica = reduce_per_replica

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 import keras_resnets
+from trainers import compat
 from keras_resnets.registry import resolve
 from trainers import callbacks as run_callbacks
 from trainers import data as data_lib
@@ -65,7 +66,8 @@ FLAG_HELP = {
                  "schedule and optimizer start afresh",
 }
 RESERVED_OVERRIDES = {"num_classes": "the dataset", "input_shape": "the dataset",
-                      "weight_decay": "--weight-decay"}
+                      "weight_decay": "--weight-decay", "sync_batchnorm": "--sync-batchnorm",
+                      "standardize": "the training split's per-channel statistics"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -85,17 +87,18 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
 
 
 def build_model(config: TrainConfig, data: data_lib.Data, replicas: int = 1):
-    """The zoo model for the dataset's classes and image shape, with the recipe's weight decay.
-    Under mixed precision the logits layer computes in float32 (a stable softmax)."""
+    """The zoo model for the dataset's classes and image shape, with the recipe's weight decay,
+    starting with the training split's standardisation: it takes the pipeline's raw images, and
+    so do ``final.keras`` and its SavedModel. Under mixed precision the logits layer computes
+    in float32 (a stable softmax). With ``sync_batchnorm`` and several replicas every BN layer
+    computes its statistics over the global batch."""
     model = keras_resnets.build(config.model, num_classes=data.num_classes,
                                 input_shape=data.input_shape, weight_decay=config.weight_decay,
+                                standardize=(data.mean, data.std),
+                                sync_batchnorm=config.sync_batchnorm and replicas > 1,
                                 **config.model_overrides)
     if config.mixed_precision:
         model.get_layer("logits").dtype_policy = "float32"
-    if config.sync_batchnorm and replicas > 1:
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.synchronized = True
     return model
 
 
@@ -194,7 +197,7 @@ def train(config: TrainConfig, callbacks=()) -> dict:
         write_dir.mkdir(parents=True, exist_ok=True)
         config.save(write_dir / "config.json")  # every setting has been checked by now
         if config.strategy == "multiworker":
-            _build_before_fit(model, strategy, data.train)
+            compat.build_for_multiworker_fit(model, strategy, data.train)
         extra = list(callbacks) + _recording(config, data, write_dir)
         run = make_callbacks(config, write_dir, steps, extra)
         fit(model, config, data, run, config.resolved_epochs(steps))
@@ -204,16 +207,6 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     if writer:
         print(next_steps(run_dir, config.model))
     return metrics
-
-
-def _build_before_fit(model, strategy, dataset) -> None:
-    """Work around Keras 3.15 under ``MultiWorkerMirroredStrategy``: ``fit`` and ``evaluate``
-    first build the model from one batch reduced with ``strategy.reduce``, which fails for an
-    (x, y) tuple of per-replica values ("Attempt to convert a value (PerReplica...)"). Build
-    from the dataset's element spec instead and skip that step (it only builds)."""
-    with strategy.scope():
-        model._symbolic_build(data_batch=dataset.element_spec)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 def _check_same_run(config: TrainConfig, run_dir: Path) -> None:
@@ -275,8 +268,9 @@ def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, repli
         "images_per_s": float(later.median()) if len(later) else None,
         "train_examples": data.train_examples, "test_examples": data.test_examples,
         "replicas": replicas,
-        # The standardisation the model expects; saved_models.export builds it into the graph.
-        "normalization": {"mean": list(data.mean), "std": list(data.std)},
+        # For the record: the model applies it itself. (Runs from before it did wrote it as
+        # "normalization", which saved_models.export still reads for them.)
+        "standardize": {"mean": list(data.mean), "std": list(data.std)},
     }
     model.save(run_dir / "final.keras")
     temporary = run_dir / "metrics.json.tmp"  # atomic: metrics.json marks a finished run

@@ -29,7 +29,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-from keras_tuner.src.distribute import utils as distribute_utils
 
 from saved_models.export import export
 from trainers.callbacks import read_history
@@ -45,6 +44,8 @@ from trainers.train import make_parser as trainer_parser
 PROJECT = "trials"  # KerasTuner's project folder inside the sweep folder
 BAYESIAN_NEEDS = ("scipy", "sklearn")  # KerasTuner's Gaussian process, not installed with it
 TUNER_CHECKPOINT = "checkpoint.weights.h5"  # KerasTuner's weights of a trial's best epoch
+# https://keras.io/guides/keras_tuner/distributed_tuning/
+DISTRIBUTED_TUNING = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
 
 @dataclass
@@ -129,12 +130,17 @@ def check_bayesian_installed() -> None:
 
 
 def is_worker() -> bool:
-    """Whether this process is a KerasTuner worker of a distributed sweep (not the chief), by
-    KerasTuner's own reading of ``KERASTUNER_*`` (it has no public API for it)."""
-    try:
-        return distribute_utils.has_chief_oracle() and not distribute_utils.is_chief_oracle()
-    except RuntimeError as error:  # an incomplete set of KERASTUNER_* variables
-        raise ValueError(str(error)) from None
+    """Whether this process is a KerasTuner worker of a distributed sweep (not the chief): the
+    three ``KERASTUNER_*`` variables of KerasTuner's distributed-tuning guide are set and
+    ``KERASTUNER_TUNER_ID`` is not the chief's (KerasTuner has no public function for it and
+    reads them the same way). ``ValueError`` when only some of them are set."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return False
+    missing = [name for name in DISTRIBUTED_TUNING if name not in os.environ]
+    if missing:
+        raise ValueError(f"KERASTUNER_ORACLE_IP is set but {' and '.join(missing)} not: a "
+                         f"distributed sweep needs all of {', '.join(DISTRIBUTED_TUNING)}.")
+    return "chief" not in os.environ["KERASTUNER_TUNER_ID"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +232,7 @@ def _range_axis(ax, dim) -> None:
 
 def save_best(tuner, hypermodel, out: Path) -> dict | None:
     """``best.keras`` (the best trial's weights at its best epoch), its SavedModel under
-    ``export/NAME/1`` (``saved_models.export``, normalised with the trial's training statistics)
+    ``export/NAME/1`` (``saved_models.export``; the model standardises its raw images itself)
     and ``best.json``. ``None`` when no trial finished or its checkpoint is not on this machine."""
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].score is None:
@@ -240,9 +246,8 @@ def save_best(tuner, hypermodel, out: Path) -> dict | None:
     config = hypermodel.trial_config(trial.hyperparameters.copy())
     model = tuner.load_model(trial)
     model.save(out / "best.keras")
-    data = hypermodel.data(config)
     version = out / "export" / config.model / "1"
-    export(out / "best.keras", version, mean=data.mean, std=data.std, overwrite=True)
+    export(out / "best.keras", version, overwrite=True)
     best_info = {"trial": trial.trial_id, "model": config.model,
                  "model_overrides": config.model_overrides,
                  "hyperparameters": hypermodel.values(trial.hyperparameters.copy()),
