@@ -165,6 +165,33 @@ def plot_training_curves(histories: dict, path, title: str) -> Path:
     return _save(figure, path)
 
 
+def plot_gradient_ratio(ratios, path) -> Path:
+    """Figure 8 right: ``||dL/dh_1|| / ||dL/dh_(1+2n)||`` per epoch (log scale), one line per
+    run (``label``); epoch 0 is initialisation."""
+    figure = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = figure.subplots()
+    for label, rows in ratios.groupby("label", sort=False):
+        ax.plot(rows["epoch"], rows["ratio"], marker=".", label=label)
+    ax.set(xlabel="epoch", ylabel="gradient norm ratio", yscale="log",
+           title="||dL/dh_1|| / ||dL/dh_(1+2n)|| during training (cf. Fig. 8 right)")
+    ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_activation_norms(norms, path) -> Path:
+    """Figure 8: the mean norm of each block's input ``||h_j||`` and residual ``||F_j(h_j)||``
+    at initialisation (log scale), one line per run (``label``)."""
+    figure = Figure(figsize=(10, 3.5), layout="constrained")
+    for ax, (column, title) in zip(figure.subplots(1, 2), (
+            ("input_norm", "||h_j|| at initialisation"),
+            ("residual_norm", "||F_j(h_j)|| at initialisation"))):
+        for label, rows in norms.groupby("label", sort=False):
+            ax.plot(rows["block"], rows[column], marker=".", label=label)
+        ax.set(xlabel="block j", ylabel=column, yscale="log", title=title)
+    ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
 def analysis_figures(analysis, out_dir, label: str = "") -> dict:
     """Every figure the measured columns allow, as ``{name: path}`` in ``out_dir``."""
     out_dir, figures = Path(out_dir), {}

@@ -1,19 +1,24 @@
-"""Sharing the top blocks of each stage (Jastrzebski et al. 2018, Sec. 6, Figure 8).
+"""Sharing the top blocks of each stage (Jastrzebski et al. 2018, Sec. 6, Figures 8-9).
 
-    python -m analysis.sharing --dataset cifar10 --epochs 20 --out runs/sharing
+    python -m analysis.sharing --dataset cifar10 --epochs 20 --out results/sharing
 
-Trains, with ``trainers.train.train``, three models and puts them side by side:
-- ``resnet{depth}-shared``: the top ``shared`` units of each stage share all weights (naive);
-- ``resnet{depth}-shared-bn``: they share the convolutions, each step keeps its own BN
+Trains, with ``trainers.train.train``, three pre-activation models (the paper's blocks are
+pre-activation) and puts them side by side:
+- ``preact{depth}-shared``: the top ``shared`` units of each stage share all weights (naive);
+- ``preact{depth}-shared-bn``: they share the convolutions, each step keeps its own BN
   statistics, gamma and beta, gamma initialised to 0.1 (the paper's "unshared BN");
-- ``resnet{d}``: an unshared baseline whose depth ``d`` gives about the same parameter count
-  as the naive shared net (``resnet38`` for 110/13, found by ``matching_baseline``).
+- ``preact{d}``: an unshared baseline whose depth ``d`` gives about the same parameter count
+  as the naive shared net (``preact38`` for 110/13, found by ``matching_baseline``).
 The paper finds that naive sharing overfits and is worse than the baseline, and that unshared
 BN closes much of the gap. Writes ``sharing.csv``, ``sharing.md``, ``sharing.png`` (train and
-test error per epoch) and ``sharing_config.json`` into ``--out``; every run has its own folder.
-Anything below the paper's scale (fewer epochs or examples, other depth) is labelled REDUCED.
-``--ablation 1`` adds Fig. 9's rows: unshared BN with one part turned off (shared statistics,
-shared gamma and beta, or gamma initialised to 1).
+test error per epoch), the gradient norm ratio per epoch (``gradient_ratio.csv/png``, Fig. 8
+right), the activation norms at initialisation (``activation_norms.csv/png``) and
+``sharing_config.json`` into ``--out``. Each run trains into ``--runs`` (default
+``OUT/runs``, working files) and is recorded in the ledger ``OUT/runs.csv``
+(``trainers.ledger``): a recorded run never trains again. Anything below the paper's scale
+(fewer epochs or examples, other depth) is labelled REDUCED. ``--ablation 1`` adds Fig. 9's
+rows: unshared BN with one part turned off (shared statistics, shared gamma and beta, or gamma
+initialised to 1).
 
 Measurements for Fig. 8 on any zoo model: ``gradient_norm_ratio`` (``||dL/dh_1|| /
 ||dL/dh_{1+2n}||``, per epoch through ``gradient_ratio_callback``) and ``activation_norms``
@@ -22,6 +27,7 @@ Measurements for Fig. 8 on any zoo model: ``gradient_norm_ratio`` (``||dL/dh_1||
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -29,10 +35,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from keras_resnets.names import format_name
+
 PAPER_DEPTH, PAPER_SHARED = 110, 13
 PAPER_DATASETS = ("cifar10", "cifar100")
-COLUMNS = ("label", "model", "overrides", "parameters", "train_error", "test_error",
-           "best_test_error", "epochs")
+COLUMNS = ("label", "model", "overrides", "parameters", "train_error", "test_error", "epochs")
 
 
 @dataclass
@@ -51,13 +58,15 @@ class SharingConfig:
     seed: int = 0
     strategy: str = "auto"
     ablation: int = 0  # 1: also the three Fig. 9 rows (one part of unshared BN off each)
+    runs: str | None = None  # folder of the run folders (default OUT/runs)
 
     def __post_init__(self):
         from keras_resnets.registry import resolve
 
-        units = resolve(f"resnet{self.depth}")["units_per_stage"]  # refuses a bad depth
+        name = format_name("preact", self.depth)
+        units = resolve(name)["units_per_stage"]  # refuses a bad depth
         if not 1 <= self.shared < units:
-            raise ValueError(f"--shared must be in [1, {units - 1}] for resnet{self.depth} "
+            raise ValueError(f"--shared must be in [1, {units - 1}] for {name} "
                              f"({units} units per stage); got {self.shared}.")
 
     @property
@@ -80,17 +89,17 @@ def shared_overrides(config: SharingConfig) -> dict:
 
 
 def matching_baseline(depth: int, shared: int) -> str:
-    """The unshared ``resnet{6n+2}`` whose parameter count is nearest that of
-    ``resnet{depth}-shared`` (naive sharing): a local search from n = distinct units per stage."""
+    """The unshared ``preact{6n+2}`` whose parameter count is nearest that of
+    ``preact{depth}-shared`` (naive sharing): a local search from n = distinct units per stage."""
     import keras_resnets
 
     overrides = {} if shared == PAPER_SHARED else {"shared_blocks": shared}
     target = keras_resnets.count_parameters(
-        keras_resnets.build(f"resnet{depth}-shared", **overrides))
+        keras_resnets.build(format_name("preact", depth, variant="shared"), **overrides))
 
     def gap(n):
-        return abs(keras_resnets.count_parameters(keras_resnets.build(f"resnet{6 * n + 2}"))
-                   - target)
+        baseline = keras_resnets.build(format_name("preact", 6 * n + 2))
+        return abs(keras_resnets.count_parameters(baseline) - target)
 
     units = (depth - 2) // 6
     n = units - shared + 1
@@ -98,7 +107,7 @@ def matching_baseline(depth: int, shared: int) -> str:
     for step in (-1, 1):
         while n + step >= 1 and gap(n + step) < best:
             n, best = n + step, gap(n + step)
-    return f"resnet{6 * n + 2}"
+    return format_name("preact", 6 * n + 2)
 
 
 # Fig. 9: the remedy with one part turned off (keras_resnets.registry.VARIANTS).
@@ -110,11 +119,12 @@ ABLATION_RUNS = {"unshared BN, shared statistics": "shared-bn-shared-stats",
 def experiment_runs(config: SharingConfig) -> dict:
     """label -> (model name, overrides) of the three runs (six with ``ablation``)."""
     overrides = shared_overrides(config)
-    runs = {"shared (naive)": (f"resnet{config.depth}-shared", overrides),
-            "shared convs, unshared BN": (f"resnet{config.depth}-shared-bn", overrides),
+    runs = {"shared (naive)": (format_name("preact", config.depth, variant="shared"), overrides),
+            "shared convs, unshared BN": (format_name("preact", config.depth, variant="shared-bn"),
+                                          overrides),
             "unshared baseline": (matching_baseline(config.depth, config.shared), {})}
     if config.ablation:
-        runs.update({label: (f"resnet{config.depth}-{variant}", overrides)
+        runs.update({label: (format_name("preact", config.depth, variant=variant), overrides)
                      for label, variant in ABLATION_RUNS.items()})
     return runs
 
@@ -126,42 +136,105 @@ def train_config(config: SharingConfig, model: str, overrides: dict):
         "he2016", model=model, model_overrides=dict(overrides), dataset=config.dataset,
         data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
         epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-        strategy=config.strategy, out=str(Path(config.out) / model))
+        strategy=config.strategy, out=str(runs_dir(config) / model))
 
 
-def run_sharing(config: SharingConfig) -> pd.DataFrame:
-    """Train (or resume) the three runs and write the side-by-side results into ``out``."""
-    from trainers.callbacks import read_history
-    from trainers.train import check_config, train
+def runs_dir(config: SharingConfig) -> Path:
+    return Path(config.runs) if config.runs else Path(config.out) / "runs"
 
-    runs = experiment_runs(config)
-    check_config(train_config(config, *runs["shared (naive)"]))  # dataset found, before training
+
+def run_sharing(config: SharingConfig, train_fn=None) -> pd.DataFrame:
+    """Train the runs not yet in the ledger, recording the gradient norm ratio per epoch, and
+    write the side-by-side results into ``out``. ``train_fn(TrainConfig, callbacks=...)``
+    defaults to ``trainers.train.train``."""
+    from trainers.ablate import train_one
+    from trainers.ledger import Ledger
+    from trainers.train import check_config
+
+    if train_fn is None:
+        from trainers.train import train as train_fn
+    runs = {label: train_config(config, *run) for label, run in experiment_runs(config).items()}
+    check_config(runs["shared (naive)"])  # dataset found, before training
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sharing_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    rows, histories = [], {}
-    for label, (model, overrides) in runs.items():
-        run = train_config(config, model, overrides)
-        metrics = train(run)
-        history = read_history(Path(run.out) / "history.csv")
-        histories[f"{label}: {model}"] = history
-        rows.append({"label": label, "model": model, "overrides": json.dumps(overrides),
-                     "parameters": metrics["parameters"],
-                     "train_error": 100.0 * (1.0 - float(history["accuracy"].iloc[-1])),
-                     "test_error": metrics["test_error"],
-                     "best_test_error": float(history["val_error"].min()),
-                     "epochs": metrics["epochs"]})
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    write_results(config, table, histories)
+    ledger, probe = Ledger(out / "runs.csv"), Probe(runs["shared (naive)"])
+    norms = []
+    for label, run in runs.items():
+        norms.append(probe.initial_norms(run).assign(label=label, model=run.model))
+        ratio = gradient_ratio_callback(probe.images, probe.labels)
+        train_one(functools.partial(train_fn, callbacks=[ratio]), run, ledger)
+        if ratio.history:
+            _save_ratios(out, label, run.model, ratio.history)
+    table = pd.DataFrame([_result_row(ledger, label, run) for label, run in runs.items()],
+                         columns=list(COLUMNS))
+    histories = {f"{label}: {run.model}": _history(ledger, run) for label, run in runs.items()}
+    write_results(config, table, histories, pd.concat(norms, ignore_index=True))
     return table
 
 
-def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict) -> None:
-    from analysis.plots import plot_training_curves
+class Probe:
+    """One fixed test batch of the experiment's data, and models built on it at
+    initialisation (seeded as the run), for Fig. 8's measurements."""
+
+    def __init__(self, run):
+        from trainers.data import load_data
+
+        self.data = load_data(dataclasses.replace(run, augment=False))
+        self.images, self.labels = next(iter(self.data.test))
+
+    def initial_norms(self, run) -> pd.DataFrame:
+        """``activation_norms`` of ``run``'s model at initialisation on the batch."""
+        import keras
+
+        from trainers.train import build_model
+
+        keras.utils.set_random_seed(run.seed)
+        norms = activation_norms(build_model(run, self.data), self.images)
+        keras.backend.clear_session()
+        return norms
+
+
+def _save_ratios(out: Path, label: str, model: str, history: list) -> None:
+    """Append ``(epoch, ratio)`` of one run to ``gradient_ratio.csv`` (replacing its rows)."""
+    path = out / "gradient_ratio.csv"
+    rows = pd.DataFrame(history, columns=["epoch", "ratio"]).assign(label=label, model=model)
+    if path.is_file():
+        saved = pd.read_csv(path)
+        rows = pd.concat([saved[saved["model"] != model], rows], ignore_index=True)
+    rows[["label", "model", "epoch", "ratio"]].to_csv(path, index=False)
+
+
+def _history(ledger, run) -> pd.DataFrame:
+    from trainers.callbacks import read_history
+    from trainers.ledger import run_name
+
+    return read_history(ledger.history_dir / f"{run_name(run)}.csv")
+
+
+def _result_row(ledger, label: str, run) -> dict:
+    """The table row of one run, from the ledger and its recorded history."""
+    entry, history = ledger.lookup(run) or {}, _history(ledger, run)
+    finished = not history.empty
+    return {"label": label, "model": run.model, "overrides": json.dumps(run.model_overrides),
+            "parameters": entry.get("parameters"),
+            "train_error": 100.0 * (1.0 - float(history["accuracy"].iloc[-1]))
+            if finished else float("nan"),
+            "test_error": entry.get("test_error"),
+            "epochs": entry.get("epochs")}
+
+
+def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict,
+                  norms: pd.DataFrame) -> None:
+    from analysis.plots import plot_activation_norms, plot_gradient_ratio, plot_training_curves
     from analysis.report import markdown_table
 
     out = Path(config.out)
     table.to_csv(out / "sharing.csv", index=False)
+    norms.to_csv(out / "activation_norms.csv", index=False)
+    plot_activation_norms(norms, out / "activation_norms.png")
+    if (out / "gradient_ratio.csv").is_file():
+        plot_gradient_ratio(pd.read_csv(out / "gradient_ratio.csv"), out / "gradient_ratio.png")
     scale = ("REDUCED SCALE: " + "; ".join(config.reduced)) if config.reduced else "full scale"
     title = f"Sharing blocks (cf. Jastrzebski et al. 2018, Fig. 8), {config.dataset}, {scale}"
     plot_training_curves(histories, out / "sharing.png", title)
@@ -169,7 +242,11 @@ def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict) -
         f"# {title}\n\nErrors in %; train error is the last epoch's (augmented) training "
         f"error. Paper: naive sharing overfits and is worse than the unshared baseline of "
         f"about the same parameter count; unshared BN closes much of the gap.\n\n"
-        f"{markdown_table(table)}\n\n![training curves](sharing.png)\n")
+        f"{markdown_table(table)}\n\n![training curves](sharing.png)\n\n"
+        f"Fig. 8 right: the gradient norm ratio ||dL/dh_1|| / ||dL/dh_(1+2n)|| per epoch on one "
+        f"fixed test batch (`gradient_ratio.csv`), and the norms of each block's input and "
+        f"residual at initialisation (`activation_norms.csv`).\n\n"
+        f"![gradient norm ratio](gradient_ratio.png)\n![activation norms](activation_norms.png)\n")
 
 
 def _stage_starts(chain) -> list[int]:
@@ -283,7 +360,8 @@ def gradient_ratio_callback(images, labels, training: bool = False):
 
 HELP = {"dataset": "synthetic, cifar10, cifar100 or a prepared TFDS dataset",
         "epochs": "train each run this long (None: the recipe's 64k iterations)",
-        "out": "experiment folder; each run trains into OUT/<model>",
+        "out": "experiment folder: results and the ledger runs.csv (commit it)",
+        "runs": "folder of the run folders (default OUT/runs; not committed)",
         "depth": "depth of the shared nets, 6n+2", "shared": "units shared per stage",
         "data_dir": "where the dataset lies (see trainers.data)",
         "train_size": "first N training examples only", "test_size": "first N test examples",

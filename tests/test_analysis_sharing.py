@@ -8,19 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import trainers.train
 from analysis import sharing
 from analysis.sharing import SharingConfig, matching_baseline
 
 
 @pytest.mark.slow
 def test_the_baseline_matches_the_shared_parameter_count():
-    assert matching_baseline(110, 13) == "resnet38"  # the paper's pairing
-    assert matching_baseline(20, 2) == "resnet14"
+    assert matching_baseline(110, 13) == "preact38"  # the paper's (final version's) pairing
+    assert matching_baseline(20, 2) == "preact14"
 
 
 def test_bad_settings_and_reduced_scale_labels():
-    with pytest.raises(ValueError, match=r"--shared must be in \[1, 2\] for resnet20"):
+    with pytest.raises(ValueError, match=r"--shared must be in \[1, 2\] for preact20"):
         SharingConfig(depth=20, shared=3)
     with pytest.raises(ValueError, match="Impossible depth 21"):
         SharingConfig(depth=21)
@@ -28,32 +27,65 @@ def test_bad_settings_and_reduced_scale_labels():
     assert len(SharingConfig(depth=20, shared=2, epochs=3, train_size=64).reduced) == 3
 
 
-def fake_train(config):
-    """Stands in for trainers.train.train: a history.csv and the metrics it returns."""
-    error = {"resnet20-shared": 40.0, "resnet20-shared-bn": 30.0}.get(config.model, 20.0)
+def fake_train(config, callbacks=()):
+    """Stands in for trainers.train.train: the run folder's history and metrics, and one
+    epoch of each callback."""
+    error = {"preact20-shared": 40.0, "preact20-shared-bn": 30.0}.get(config.model, 20.0)
     history = pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "accuracy": [0.5, 0.9],
                             "val_error": [error + 5, error]})
     run = Path(config.out)
     run.mkdir(parents=True)
     history.to_csv(run / "history.csv", index=False)
-    return {"test_error": error, "parameters": 1000, "epochs": 2}
+    metrics = {"test_error": error, "parameters": 1000, "epochs": 2}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    for callback in callbacks:
+        callback.history.append((1, 2.5))
+    return metrics
 
 
-def test_trains_three_runs_and_writes_them_side_by_side(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainers.train, "train", fake_train)
-    config = SharingConfig(dataset="synthetic", epochs=2, out=str(tmp_path), depth=20,
+@pytest.fixture(scope="module")
+def sharing_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sharing")
+    config = SharingConfig(dataset="synthetic", epochs=2, out=str(out), depth=20,
                            shared=2, train_size=64, test_size=16, batch_size=16)
-    table = sharing.run_sharing(config)
-    assert list(table["model"]) == ["resnet20-shared", "resnet20-shared-bn", "resnet14"]
+    return config, sharing.run_sharing(config, fake_train)
+
+
+def test_trains_three_runs_and_writes_them_side_by_side(sharing_run):
+    config, table = sharing_run
+    out = Path(config.out)
+    assert list(table["model"]) == ["preact20-shared", "preact20-shared-bn", "preact14"]
     assert list(table["test_error"]) == [40.0, 30.0, 20.0]
     assert table["train_error"].tolist() == pytest.approx([10.0] * 3)
     assert json.loads(table["overrides"][0]) == {"shared_blocks": 2}
-    saved = pd.read_csv(tmp_path / "sharing.csv")
+    saved = pd.read_csv(out / "sharing.csv")
     assert list(saved.columns) == list(sharing.COLUMNS)
-    report = (tmp_path / "sharing.md").read_text()
-    assert "REDUCED SCALE" in report and "| shared (naive) | resnet20-shared |" in report
-    assert (tmp_path / "sharing.png").stat().st_size > 0
-    assert json.loads((tmp_path / "sharing_config.json").read_text())["depth"] == 20
+    report = (out / "sharing.md").read_text()
+    assert "REDUCED SCALE" in report and "| shared (naive) | preact20-shared |" in report
+    assert (out / "sharing.png").stat().st_size > 0
+    assert json.loads((out / "sharing_config.json").read_text())["depth"] == 20
+    assert (out / "runs" / "preact20-shared" / "metrics.json").is_file()
+
+
+def test_fig8_gradient_ratio_and_initial_norms_are_written(sharing_run):
+    config, _ = sharing_run
+    out = Path(config.out)
+    ratios = pd.read_csv(out / "gradient_ratio.csv")
+    assert list(ratios["model"]) == ["preact20-shared", "preact20-shared-bn", "preact14"]
+    assert list(ratios["ratio"]) == [2.5] * 3
+    norms = pd.read_csv(out / "activation_norms.csv")
+    assert set(norms["model"]) == set(ratios["model"])
+    assert (norms["input_norm"] > 0).all()
+    assert (out / "gradient_ratio.png").stat().st_size > 0
+
+
+def test_a_rerun_trains_nothing_and_keeps_the_results(sharing_run):
+    config, table = sharing_run
+    calls = []
+    again = sharing.run_sharing(config, lambda c, callbacks=(): calls.append(c))
+    assert calls == []
+    pd.testing.assert_frame_equal(again, table)
+    assert len(pd.read_csv(Path(config.out) / "gradient_ratio.csv")) == 3
 
 
 def test_cli_refuses_bad_settings(capsys):
@@ -120,8 +152,8 @@ def test_ablation_adds_the_fig9_rows():
     config = SharingConfig(depth=20, shared=2, epochs=1, ablation=1)
     runs = sharing.experiment_runs(config)
     assert [model for model, _ in runs.values()][3:] == [
-        "resnet20-shared-bn-shared-stats", "resnet20-shared-bn-shared-affine",
-        "resnet20-shared-bn-gamma1"]
+        "preact20-shared-bn-shared-stats", "preact20-shared-bn-shared-affine",
+        "preact20-shared-bn-gamma1"]
     assert all(overrides == {"shared_blocks": 2} for _, overrides in list(runs.values())[3:])
     assert len(sharing.experiment_runs(SharingConfig(depth=20, shared=2))) == 3
     assert sharing.make_parser().parse_args(["--ablation", "1"]).ablation == 1

@@ -1,0 +1,369 @@
+"""Jastrzebski et al. 2018's figures at a chosen scale, in one command: train, measure, judge.
+
+    python -m analysis.reproduce --figures all --data-dir ~/data --out results/jastrzebski2018
+    python -m analysis.reproduce --figures cosine drop --width 0.25 --blocks 4 --epochs 10 \\
+        --train-size 10000 --data-dir ~/data --out results/jastrzebski2018
+
+Each figure names the paper's networks it needs (``FIGURES``). Every network trains once with
+its own ``jastrzebski2018-*`` recipe (``trainers.config``), recording the cosine loss and l2
+ratio per epoch on both splits (the training figure), into ``--runs`` (working files, not
+committed); its result goes into the ledger ``OUT/runs.csv`` (``trainers.ledger``). Then
+``analysis.run`` measures its final model on the train and test splits into ``OUT/<network>/``.
+The sharing figures run ``analysis.sharing`` into ``OUT/sharing/``. Finally
+``analysis.claims`` puts each of the paper's claims beside what was measured, into
+``OUT/claims.md`` and ``claims.csv``: reproduced, not reproduced or not testable at this scale.
+
+Scale: ``--width`` multiplies every network's filters, ``--blocks`` caps its blocks per stage,
+``--epochs`` shortens every recipe keeping its shape, ``--train-size``/``--test-size`` keep the
+first N examples, ``--sharing-depth``/``--sharing-shared`` size the sharing nets. Anything below
+the paper's scale is listed in the report, with the full-scale command. Committed work is never
+redone: a network in the ledger is not retrained, an analysis whose ``analysis_config.json``
+matches is not re-measured. Every setting, and every figure's needs against the networks at
+this scale, is checked before any training.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.unroll import DEFAULT_STEPS
+from trainers.jsonconfig import JsonConfig
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the paper: its number, the networks it is drawn for, what it measures."""
+
+    paper: str
+    networks: tuple
+    measures: tuple = ()
+
+
+ALL_NETWORKS = ("j18-resnet110", "j18-single", "j18-avgpool", "j18-wrn")
+RESNET = ("j18-resnet110",)
+FIGURES = {
+    "training": Figure("Fig. 2", ALL_NETWORKS),  # cosine and l2 ratio per epoch, both splits
+    "cosine": Figure("Fig. 3", ALL_NETWORKS, ("cosine",)),
+    "drop": Figure("Fig. 4", ALL_NETWORKS, ("drop",)),
+    "l2": Figure("Fig. 5", ALL_NETWORKS, ("l2",)),
+    "intermediate": Figure("Fig. 6", RESNET, ("intermediate",)),
+    "borderline": Figure("Fig. 6", RESNET, ("borderline",)),
+    "unroll": Figure("Fig. 7", RESNET, ("unroll",)),
+    "sharing": Figure("Fig. 8", ()),  # naive sharing, unshared BN and a matching baseline
+    "sharing-ablation": Figure("Fig. 9", ()),  # unshared BN with each of its parts turned off
+}
+RECIPES = {"j18-resnet110": "jastrzebski2018-resnet", "j18-single": "jastrzebski2018-single",
+           "j18-avgpool": "jastrzebski2018-avgpool", "j18-wrn": "jastrzebski2018-wrn"}
+# Unrolling (Fig. 7): the paper's scale is not given, so every scale and both updates.
+UNROLL_ALPHAS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+UNROLL_UPDATES = ("scaled", "norm")
+
+
+@dataclass
+class ReproduceConfig(JsonConfig):
+    """The whole reproduction; written as ``OUT/reproduce_config.json``."""
+
+    figures: tuple = tuple(FIGURES)
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    out: str = "results/jastrzebski2018"
+    runs: str = "sweeps/jastrzebski2018/runs"
+    width: float = 1.0  # multiplies every network's filters
+    width_of: dict = field(default_factory=dict)  # network -> its own width factor
+    blocks: int | None = None  # at most this many blocks per stage
+    epochs: int | None = None  # None: each recipe's own length
+    train_size: int | None = None
+    test_size: int | None = None
+    limit: int | None = None  # examples analysed per split (None: all)
+    batch_size: int = 128  # the recipes' (the paper gives none)
+    sharing_depth: int = 110
+    sharing_shared: int = 13
+    seed: int = 0
+
+    def __post_init__(self):
+        self.figures = tuple(FIGURES) if tuple(self.figures) == ("all",) else tuple(self.figures)
+        unknown = [name for name in self.figures if name not in FIGURES]
+        if unknown or not self.figures:
+            raise ValueError(f"Unknown figures {unknown or list(self.figures)}; accepted: all, "
+                             f"{', '.join(FIGURES)}.")
+        unknown = [name for name in self.width_of if name not in ALL_NETWORKS]
+        if unknown:
+            raise ValueError(f"Unknown networks {unknown} in --width-of; accepted: "
+                             f"{', '.join(ALL_NETWORKS)}.")
+        for width in (self.width, *self.width_of.values()):
+            if not (math.isfinite(width) and 0 < width <= 1):
+                raise ValueError(f"Widths must be in (0, 1] (a fraction of the paper's "
+                                 f"filters); got {width}.")
+        sizes = {"blocks": self.blocks, "epochs": self.epochs, "train_size": self.train_size,
+                 "test_size": self.test_size, "limit": self.limit, "batch_size": self.batch_size}
+        bad = {k: v for k, v in sizes.items() if v is not None and v < 1}
+        if bad:
+            raise ValueError(f"These settings must be positive: {bad}.")
+
+    @property
+    def networks(self) -> tuple:
+        """The networks the chosen figures need, in ``ALL_NETWORKS`` order."""
+        wanted = {net for name in self.figures for net in FIGURES[name].networks}
+        return tuple(net for net in ALL_NETWORKS if net in wanted)
+
+    def measures(self, network: str) -> tuple:
+        """What ``analysis.run`` measures on ``network``: every measure of its figures."""
+        return tuple(dict.fromkeys(m for name in self.figures for m in FIGURES[name].measures
+                                   if network in FIGURES[name].networks))
+
+    def width_for(self, network: str) -> float:
+        return self.width_of.get(network, self.width)
+
+    def reduced(self) -> list[str]:
+        """How this reproduction departs from the paper's scale (empty at full scale)."""
+        widths = [f"{net} filters x {self.width_for(net):g}" for net in self.networks
+                  if self.width_for(net) != 1]
+        notes = widths + [f"{name} {value}" for name, value in (
+            ("blocks per stage <=", self.blocks), ("epochs", self.epochs),
+            ("train_size", self.train_size), ("test_size", self.test_size),
+            ("analysed examples per split", self.limit)) if value is not None]
+        sharing = {"sharing", "sharing-ablation"} & set(self.figures)
+        if sharing and (self.sharing_depth, self.sharing_shared) != (110, 13):
+            notes.append(f"sharing nets: depth {self.sharing_depth}, {self.sharing_shared} shared "
+                         f"per stage (paper: 110, 13)")
+        return notes
+
+
+def network_overrides(config: ReproduceConfig, network: str) -> dict:
+    """``filters`` scaled by the network's width (at least 1) and ``blocks`` capped by
+    ``--blocks``."""
+    from keras_resnets.registry import NETWORKS
+
+    paper, width = NETWORKS[network], config.width_for(network)
+    overrides = {}
+    if width != 1:
+        overrides["filters"] = [max(1, round(f * width)) for f in paper.filters]
+    if config.blocks is not None and max(paper.blocks) > config.blocks:
+        overrides["blocks"] = [min(b, config.blocks) for b in paper.blocks]
+    return overrides
+
+
+def train_config(config: ReproduceConfig, network: str):
+    """The run of ``network``: its paper recipe at this scale, recording the training figure."""
+    from trainers.config import TrainConfig
+
+    scale = {"epochs": config.epochs} if config.epochs else {}
+    return TrainConfig.for_recipe(
+        RECIPES[network], model=network, model_overrides=network_overrides(config, network),
+        dataset=config.dataset, data_dir=config.data_dir, train_size=config.train_size,
+        test_size=config.test_size, batch_size=config.batch_size, seed=config.seed, **scale,
+        record_every=1 if "training" in config.figures else 0,
+        out=str(Path(config.runs) / f"{network}-seed{config.seed}"))
+
+
+def analysis_settings(config: ReproduceConfig, network: str) -> dict:
+    """``analysis.run``'s settings for ``network`` (both splits, the measures of its figures),
+    as ``analysis_config.json`` records them; no measures: nothing to analyse."""
+    measures = config.measures(network)
+    if not measures:
+        return {}
+    return {"split": "both", "measures": ",".join(measures), "limit": config.limit,
+            "batch_size": None, "alphas": list(UNROLL_ALPHAS), "steps": DEFAULT_STEPS,
+            "updates": list(UNROLL_UPDATES), "last_blocks": None}
+
+
+def sharing_config(config: ReproduceConfig):
+    """``analysis.sharing``'s experiment at this scale, with Fig. 9's ablation when asked."""
+    from analysis.sharing import SharingConfig
+
+    return SharingConfig(dataset=config.dataset, epochs=config.epochs,
+                         out=str(Path(config.out) / "sharing"),
+                         runs=str(Path(config.runs) / "sharing"), depth=config.sharing_depth,
+                         shared=config.sharing_shared, data_dir=config.data_dir,
+                         train_size=config.train_size, test_size=config.test_size,
+                         batch_size=config.batch_size, seed=config.seed,
+                         ablation=int("sharing-ablation" in config.figures))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks, before any training
+
+
+def check_networks(config: ReproduceConfig) -> None:
+    """Build every network at this scale and check its figures' measures against it: an
+    impossible scale, or a model that lacks the blocks a figure needs, fails here."""
+    import keras
+
+    import keras_resnets
+    from analysis.frames import check_settings
+
+    for network in config.networks:
+        overrides = network_overrides(config, network)
+        try:
+            model = keras_resnets.build(network, **overrides)
+            settings = analysis_settings(config, network)
+            if settings:
+                check_settings(keras_resnets.ResidualChain(model), settings["measures"],
+                               settings["alphas"], settings["steps"], settings["updates"])
+        except ValueError as error:
+            size = overrides or "the paper's size"
+            raise ValueError(f"{network} with {size}: {error}") from None
+        finally:
+            keras.backend.clear_session()
+    if {"sharing", "sharing-ablation"} & set(config.figures):
+        sharing_config(config)  # SharingConfig refuses an impossible depth / shared count
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def reproduce(config: ReproduceConfig, train_fn=None):
+    """Train, measure and judge every figure of ``config``; returns the claims table.
+    ``train_fn(TrainConfig)`` defaults to ``trainers.train.train``."""
+    from analysis.claims import judge, write_claims
+    from trainers.data import locate
+    from trainers.ledger import Ledger
+
+    check_networks(config)
+    locate(config.dataset, config.data_dir)  # no data and no network: fail before training
+    if train_fn is None:
+        from trainers.train import train as train_fn
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "reproduce_config.json").write_text(config.to_json() + "\n")
+    ledger = Ledger(out / "runs.csv")
+    for network in config.networks:
+        train_network(config, network, ledger, train_fn)
+        analyse_network(config, network)
+    if {"sharing", "sharing-ablation"} & set(config.figures):
+        from analysis.sharing import run_sharing
+
+        run_sharing(sharing_config(config), train_fn)
+    claims = judge(out, config.figures)
+    write_claims(out, claims, config.reduced(), full_scale_command(config))
+    return claims
+
+
+def train_network(config: ReproduceConfig, network: str, ledger, train_fn) -> None:
+    """Train ``network`` unless the ledger has it; keep its per-epoch record (the training
+    figure) in ``OUT/<network>/``."""
+    import shutil
+
+    from trainers.ablate import train_one
+
+    run = train_config(config, network)
+    train_one(train_fn, run, ledger)
+    target = Path(config.out) / network
+    for name in ("iterative_inference.csv", "iterative_inference.png"):
+        recorded = Path(run.out) / name
+        if recorded.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(recorded, target / f"training_{name}")
+
+
+def analyse_network(config: ReproduceConfig, network: str) -> None:
+    """``analysis.run`` on the network's final model into ``OUT/<network>/``, unless the
+    analysis there was made with the same settings."""
+    from analysis.run import AnalysisConfig, analyze_run
+
+    settings = analysis_settings(config, network)
+    target = Path(config.out) / network
+    if not settings or _recorded_settings(target) == settings:
+        return
+    run_dir = train_config(config, network).out
+    if not (Path(run_dir) / "final.keras").is_file():
+        raise ValueError(f"{network} needs a new analysis ({target}/analysis_config.json "
+                         f"differs) but its run folder {run_dir} has no final.keras; remove its "
+                         f"row from {config.out}/runs.csv to retrain it.")
+    analyze_run(AnalysisConfig(run_dir=run_dir, out=str(target), **settings))
+
+
+def _recorded_settings(folder: Path) -> dict | None:
+    path = folder / "analysis_config.json"
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text())
+    return {key: recorded.get(key) for key in
+            ("split", "measures", "limit", "batch_size", "alphas", "steps", "updates",
+             "last_blocks")}
+
+
+def full_scale_command(config: ReproduceConfig) -> str:
+    """The command that runs these figures at the paper's scale."""
+    data = f" --data-dir {config.data_dir}" if config.data_dir else ""
+    return (f"python -m analysis.reproduce --figures {' '.join(config.figures)} --dataset "
+            f"{config.dataset}{data} --out {config.out}-full --runs {config.runs}-full")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+HELP = {
+    "figures": f"figures to reproduce: all, or some of {', '.join(FIGURES)}",
+    "dataset": "cifar10 (the paper's), cifar100, synthetic",
+    "data_dir": "where the dataset lies (trainers.data; real CIFAR-10: ../shared/data)",
+    "out": "results folder: ledger, analyses, claims (commit it)",
+    "runs": "folder of the run folders (weights, checkpoints: not committed)",
+    "width": "multiply every network's filters by this (0 < W <= 1)",
+    "width_of": "NET=W: this network's own width factor (e.g. j18-wrn=0.1)",
+    "blocks": "at most this many blocks per stage",
+    "epochs": "shorten every recipe to this many epochs, keeping its shape",
+    "train_size": "first N training examples", "test_size": "first N test examples",
+    "limit": "analyse the first N examples of each split (default: all)",
+    "batch_size": "global batch of every run (the recipes' 128; the paper gives none)",
+    "sharing_depth": "depth 6n+2 of the sharing nets (paper: 110)",
+    "sharing_shared": "top blocks of each stage that share (paper: 13)",
+    "seed": "seed of every run",
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.reproduce", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1])
+    defaults = ReproduceConfig()
+    for item in dataclasses.fields(ReproduceConfig):
+        default = getattr(defaults, item.name)
+        kind = {"width": float}.get(item.name, int if item.name in INTEGER_FIELDS else str)
+        options = {"type": kind, "default": default}
+        if item.name == "figures":
+            options = {"nargs": "+", "default": ["all"]}
+        elif item.name == "width_of":
+            options = {"nargs": "+", "type": network_width, "default": []}
+        parser.add_argument("--" + item.name.replace("_", "-"), dest=item.name,
+                            help=HELP[item.name], **options)
+    return parser
+
+
+def network_width(text: str) -> tuple[str, float]:
+    """``NET=W`` (``--width-of``) -> ``(NET, W)``."""
+    network, _, width = text.partition("=")
+    try:
+        return network, float(width)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NET=W, e.g. j18-wrn=0.1; got {text!r}") \
+            from None
+
+
+INTEGER_FIELDS = ("blocks", "epochs", "train_size", "test_size", "limit", "batch_size",
+                  "sharing_depth", "sharing_shared", "seed")
+
+
+def main(argv=None) -> int:
+    """CLI: 0 when every figure is reproduced and judged, 2 for bad settings (one ``error:``
+    line, before any training)."""
+    try:
+        args = vars(make_parser().parse_args(argv))
+        config = ReproduceConfig(**{**args, "width_of": dict(args["width_of"])})
+        claims = reproduce(config)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(claims.to_string(index=False))
+    print(f"\nReport in {config.out}/claims.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
