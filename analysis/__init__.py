@@ -8,8 +8,12 @@
     both = analyze(model, {"train": train, "test": test})   # frames with a split column
 
 ``python -m analysis.run RUN_DIR`` analyses a finished training run; ``python -m
-analysis.sharing`` runs the weight-sharing experiment (Figure 8);
-``analysis.callback.IterativeInferenceCallback`` records cosine and l2 ratio during training.
+analysis.record`` trains (``trainers.train``'s flags) while
+``analysis.callback.IterativeInferenceCallback`` records cosine and l2 ratio; ``analysis.plots``
+draws every figure of the project.
+
+Layers (``tests/test_layering.py``): analysis imports ``trainers`` and ``keras_resnets`` only;
+``experiments`` (the studies that combine training, measurement and export) imports analysis.
 """
 
 import trainers  # noqa: F401  (first: switches oneDNN on before TensorFlow loads)

@@ -1,11 +1,13 @@
 """Cosine loss and l2 ratio per block during training (Jastrzebski et al. 2018, Figures 2-4).
 
-``trainers.train.train`` adds ``IterativeInferenceCallback`` when ``config.record_every > 0``.
-Every ``every`` epochs it measures, on fixed batches of each split (the paper reports train
-and test) and in inference mode, the cosine between each block's branch output and the loss
-gradient at its input, and the block's l2 ratio, and appends one row per (split, block) to
-``out_dir/iterative_inference.csv``. Epochs are 1-based like ``history.csv``; epoch 0 is the
-network before training. A resumed run appends only the epochs the file does not hold yet.
+``recording_callbacks`` is ``trainers.train.train``'s ``recorder`` (``python -m
+analysis.record``): it adds an ``IterativeInferenceCallback`` when ``config.record_every > 0``,
+and the trainer refuses such a config without it. Every ``every`` epochs the callback measures,
+on fixed batches of each split (the paper reports train and test) and in inference mode, the
+cosine between each block's branch output and the loss gradient at its input, and the block's l2
+ratio, and appends one row per (split, block) to ``out_dir/iterative_inference.csv``. Epochs are
+1-based like ``history.csv``; epoch 0 is the network before training. A resumed run appends only
+the epochs the file does not hold yet.
 """
 
 import functools
@@ -97,3 +99,14 @@ class IterativeInferenceCallback(keras.callbacks.Callback):
         rows["cosine"] = sums["cosine"] / sums["count"]
         rows["l2_ratio"] = sums["l2_ratio"] / sums["count"]
         return rows[list(COLUMNS)]
+
+
+def recording_callbacks(config, data, run_dir) -> list:
+    """``trainers.train.train``'s ``recorder``: Jastrzebski et al.'s measurements every
+    ``config.record_every`` epochs (none when 0) on 4 batches of each split of ``data`` (Figs. 2
+    and 4; the training batches are epoch 0's, augmented), written into ``run_dir``."""
+    if config.record_every <= 0:
+        return []
+    batches = {"train": data.train.take(4), "test": data.test.take(4)}
+    return [IterativeInferenceCallback(batches=batches, every=config.record_every,
+                                       out_dir=run_dir)]

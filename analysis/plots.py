@@ -1,19 +1,26 @@
-"""Figures of Jastrzebski et al. 2018 from the tidy frames of ``analysis.frames``.
+"""Every figure of the project, the one module that draws: matplotlib's object API
+(``matplotlib.figure.Figure`` saved as PNG), no pyplot, no global backend switch, no window.
 
-Figures 3-7 (cosine loss per block, dropping blocks, l2 ratio, intermediate accuracy,
-borderline examples, unrolling), cosine and l2 ratio over training (from the callback's CSV)
-and Figure 8's training curves. A frame with a ``split`` column (train and test, as the paper
-shows them) gets one panel per split in the per-block figures and one line style per split
-elsewhere. Matplotlib's object API with the Agg canvas: no window, no global pyplot state.
+Jastrzebski et al. 2018's figures from the tidy frames of ``analysis.frames``: Figures 3-7
+(cosine loss per block, dropping blocks, l2 ratio, intermediate accuracy, borderline examples,
+unrolling), cosine and l2 ratio over training (from the callback's CSV) and Figure 8's training
+curves, gradient ratio and activation norms. A frame with a ``split`` column (train and test, as
+the paper shows them) gets one panel per split in the per-block figures and one line style per
+split elsewhere. Then the other studies' figures: He et al. 2016's ablation tables
+(``experiments.ablate``), a sweep's trials (``experiments.tune``) and the pretrained weights'
+training curves (``results/pretrained/report.py``). It lives in ``analysis``, the lowest layer
+that draws; ``experiments`` and the results scripts sit above it.
 """
 
 import itertools
+import math
 import textwrap
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from analysis.borderline import MARGIN
 
@@ -37,10 +44,11 @@ def _by_split(frame) -> list:
     return list(frame.groupby("split", sort=False))
 
 
-def _save(figure, path) -> Path:
+def _save(figure, path, dpi: int = 120) -> Path:
+    """Write ``figure`` to ``path`` (its folder made when missing); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=dpi)
     return path
 
 
@@ -210,3 +218,89 @@ def analysis_figures(analysis, out_dir, label: str = "") -> dict:
     if analysis.unroll is not None:
         figures["unroll"] = plot_unroll(analysis.unroll, out_dir / "fig7_unroll.png", label)
     return figures
+
+
+def plot_ablation(table, path, title: str) -> Path:
+    """He et al. 2016, Tables 1-3: measured median error (bars from min to max over seeds)
+    next to the paper's, per row of ``experiments.ablate``'s results table."""
+    x = np.arange(len(table))
+    paper = [float(text.split()[0]) if text[0].isdigit() else math.nan  # first paper row
+             for text in table["paper_error"]]
+    median = table["error_median"].to_numpy(float)
+    spread = np.nan_to_num([median - table["error_min"], table["error_max"] - median])
+    figure = Figure(figsize=(max(6.0, 0.8 * len(table) + 2), 4.5), layout="tight")
+    ax = figure.subplots()
+    ax.bar(x - 0.2, median, 0.4, yerr=spread, capsize=3, label="measured (median, min-max)")
+    ax.bar(x + 0.2, paper, 0.4, label="paper")
+    for i, (measured, reported, state) in enumerate(zip(median, paper, table["outcome"])):
+        if math.isnan(reported):
+            ax.text(i + 0.2, 0, "fail", rotation=90, ha="center", va="bottom", fontsize=8)
+        if math.isnan(measured) and state != "pending":
+            ax.text(i - 0.2, 0, state, rotation=90, ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [f"{n}. {c}" for n, c in zip(table["row"], table["case"])],
+                  rotation=40, ha="right", fontsize=7)
+    ax.set(ylabel="test error (%)", title=title)
+    ax.legend()
+    return _save(figure, path)
+
+
+def plot_trials(frame, dimensions: dict, path) -> Path:
+    """A sweep's ``trials.png``: val error % of the finished trials against each swept value.
+    ``dimensions``: the search space's ``{name: dimension}`` (``experiments.spaces``)."""
+    swept = [name for name, dim in dimensions.items() if dim.swept]
+    done = frame[frame["val_error"].notna()]
+    figure = Figure(figsize=(3.2 * max(len(swept), 1), 3.2), layout="tight")
+    axes = figure.subplots(1, max(len(swept), 1), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], swept):
+        dim = dimensions[name]
+        column = done[name].fillna("") if "" in (dim.values or ()) else done[name]  # "" in CSVs
+        points = done[column.notna()]
+        values = list(column[column.notna()])
+        if dim.values is not None:
+            values = _choice_axis(ax, dim, values)
+        else:
+            _range_axis(ax, dim)
+        ax.scatter(values, points["val_error"], alpha=0.8)
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best val error (%)")
+    figure.suptitle(f"{len(done)} finished trials")
+    return _save(figure, path, dpi=100)
+
+
+def _choice_axis(ax, dim, values) -> list:
+    """One column per value of a choice; returns the columns of ``values``."""
+    labels = [str(v) or "(none)" for v in dim.values]
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    return [list(dim.values).index(v) for v in values]
+
+
+def _range_axis(ax, dim) -> None:
+    """A range's whole extent (log scaled when sampled so), ticks at its ends and middle."""
+    log = dim.sampling != "linear"
+    ax.set_xscale("log" if log else "linear")
+    ticks = (np.geomspace if log else np.linspace)(dim.min, dim.max, 3)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+    if log:
+        margin = (dim.max / dim.min) ** 0.05
+        ax.set_xlim(dim.min / margin, dim.max * margin)
+    else:
+        margin = 0.05 * (dim.max - dim.min) or 0.5
+        ax.set_xlim(dim.min - margin, dim.max + margin)
+
+
+def plot_loss_and_error(histories: dict, path) -> Path:
+    """Training loss (log scale) and test error % per epoch of each run (``{run: history}``,
+    ``history.csv`` frames): the pretrained weights' ``curves.png``."""
+    figure = Figure(figsize=(9, 3.5), layout="tight")
+    loss_ax, error_ax = figure.subplots(1, 2)
+    for run, history in histories.items():
+        loss_ax.plot(history["epoch"], history["loss"], label=f"{run} train")
+        error_ax.plot(history["epoch"], 100 * (1 - history["val_accuracy"]), label=run)
+    loss_ax.set(xlabel="epoch", ylabel="training loss (with L2)", yscale="log")
+    error_ax.set(xlabel="epoch", ylabel="test error % (recorded, never used to choose)",
+                 ylim=(5, 40))
+    error_ax.legend()
+    return _save(figure, path, dpi=110)

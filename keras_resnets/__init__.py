@@ -4,6 +4,9 @@
     model = keras_resnets.build("preact110")
     keras_resnets.list_models("resnet110-*")
     keras_resnets.describe("resnet110-gate-exclusive")
+
+The lowest layer of the project: it imports none of its other packages
+(``tests/test_layering.py``).
 """
 
 from keras_resnets.architectures import standardization_of

@@ -17,7 +17,8 @@ import pytest
 from trainers import compat
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("keras_resnets", "trainers", "analysis", "saved_models", "benchmarks", "tests")
+SOURCES = ("keras_resnets", "trainers", "analysis", "saved_models", "experiments", "benchmarks",
+           "tests")
 COMPAT = REPO / "trainers" / "compat.py"
 PRIVATE_MODULES = ("keras.src", "keras_tuner.src", "tensorflow.python")
 NAMEDTUPLE_API = {"_replace", "_fields", "_asdict", "_make", "_field_defaults"}

@@ -30,7 +30,7 @@ x86_only = pytest.mark.skipif(platform.machine().lower() not in onednn.X86,
 
 @x86_only
 @pytest.mark.parametrize("package", ["trainers.train", "analysis", "saved_models.export",
-                                     "trainers.ablate", "trainers.tune"])
+                                     "experiments.ablate", "experiments.tune"])
 def test_entry_points_load_tensorflow_with_onednn(package):
     assert onednn_on_after_importing(package)
 

@@ -6,6 +6,11 @@ One library function, ``train(config)``, runs a whole resumable run into ``confi
 ``config.json`` (before training), ``history.csv``, ``tensorboard/``, ``checkpoints/``,
 ``backup/`` (while running), ``final.keras`` and ``metrics.json`` (the run is finished once it
 exists). The CLI only turns flags into a ``TrainConfig``.
+
+Training imports nothing above it (``tests/test_layering.py``): a run whose config has
+``record_every > 0`` needs a ``recorder``, the callbacks that measure during training, which
+``analysis`` provides (``python -m analysis.record``, the same flags); without one, ``train``
+refuses it rather than skip the measurements.
 """
 
 import argparse
@@ -58,13 +63,15 @@ FLAG_HELP = {
     "steps_per_execution": "training steps per compiled call: fewer host round trips per step, "
                            "which is what small nets on a fast GPU wait on",
     "checkpoint_every": "epochs between checkpoints/epoch-NNNN.weights.h5",
-    "record_every": "epochs between iterative-inference measurements (0: never)",
+    "record_every": "epochs between iterative-inference measurements (0: never; only python -m "
+                    "analysis.record measures, this command refuses N > 0)",
     "sync_batchnorm": "BatchNorm statistics over the global batch rather than per replica",
     "init_from": "start this new run from a checkpoint's weights (RUN/checkpoints/"
                  "epoch-NNNN.weights.h5 or a final.keras), e.g. to continue a diverged run's "
                  "last good epoch with a lower --learning-rate into another --out; the "
                  "schedule and optimizer start afresh",
 }
+PROG = "python -m trainers.train"
 RESERVED_OVERRIDES = {"num_classes": "the dataset", "input_shape": "the dataset",
                       "weight_decay": "--weight-decay", "sync_batchnorm": "--sync-batchnorm",
                       "standardize": "the training split's per-channel statistics"}
@@ -167,12 +174,16 @@ def load_initial_weights(model, path: str | None) -> None:
                          f"weights of the same --model and --model-overrides.") from None
 
 
-def train(config: TrainConfig, callbacks=()) -> dict:
+def train(config: TrainConfig, callbacks=(), recorder=None) -> dict:
     """Run ``config`` to the end (or resume it) and return its ``metrics.json`` content.
 
-    Raises ``ValueError`` for bad settings before any training or download, and
-    ``TrainingDiverged`` when the loss stops being finite.
+    ``callbacks`` join the trainer's own; ``recorder(config, data, run_dir)`` returns the
+    callbacks that measure every ``config.record_every`` epochs
+    (``analysis.callback.recording_callbacks``), and a config that records needs one. Raises
+    ``ValueError`` for bad settings before any training or download, and ``TrainingDiverged``
+    when the loss stops being finite.
     """
+    check_recorder(config, recorder)
     run_dir = Path(config.out)
     writer = config.strategy != "multiworker" or is_chief()
     if writer:
@@ -198,7 +209,7 @@ def train(config: TrainConfig, callbacks=()) -> dict:
         config.save(write_dir / "config.json")  # every setting has been checked by now
         if config.strategy == "multiworker":
             compat.build_for_multiworker_fit(model, strategy, data.train)
-        extra = list(callbacks) + _recording(config, data, write_dir)
+        extra = [*callbacks, *(recorder(config, data, write_dir) if recorder else ())]
         run = make_callbacks(config, write_dir, steps, extra)
         fit(model, config, data, run, config.resolved_epochs(steps))
         if run[0].diverged:
@@ -230,16 +241,13 @@ def _precision(mixed: bool):
         keras.config.set_dtype_policy(previous)
 
 
-def _recording(config: TrainConfig, data: data_lib.Data, run_dir: Path) -> list:
-    """Jastrzebski et al.'s measurements during training, every ``record_every`` epochs, on 4
-    batches of each split (Figs. 2 and 4; the training batches are epoch 0's, augmented)."""
-    if config.record_every <= 0:
-        return []
-    from analysis.callback import IterativeInferenceCallback
-
-    batches = {"train": data.train.take(4), "test": data.test.take(4)}
-    return [IterativeInferenceCallback(batches=batches, every=config.record_every,
-                                       out_dir=run_dir)]
+def check_recorder(config: TrainConfig, recorder) -> None:
+    """Refuse ``record_every > 0`` without a recorder: the run would miss its measurements."""
+    if config.record_every > 0 and recorder is None:
+        raise ValueError(f"--record-every {config.record_every}: measuring during training is "
+                         f"the analysis package's; run python -m analysis.record with the same "
+                         f"flags (library: train(config, recorder=analysis.callback."
+                         f"recording_callbacks)).")
 
 
 def _diverged_message(where, run_dir: Path) -> str:
@@ -292,11 +300,10 @@ def next_steps(run_dir: Path, model: str) -> str:
 # Command line
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """One flag per ``TrainConfig`` field (``--batch-size`` for ``batch_size``); a flag left out
     keeps the recipe's value."""
-    parser = argparse.ArgumentParser(prog="python -m trainers.train",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
@@ -323,18 +330,19 @@ def _flag_kind(field, default) -> dict:
     return {"type": kind}
 
 
-def config_from_args(argv=None) -> TrainConfig:
-    given = vars(make_parser().parse_args(argv))
+def config_from_args(argv=None, prog: str = PROG) -> TrainConfig:
+    given = vars(make_parser(prog).parse_args(argv))
     given.setdefault("out", "runs/{}-{}".format(given.get("model", TrainConfig.model),
                                                 given.get("dataset", TrainConfig.dataset)))
     return TrainConfig.for_recipe(given.pop("recipe", "he2016"), **given)
 
 
-def main(argv=None) -> int:
-    """CLI: 0 when the run finished, 1 when it diverged, 2 for bad settings (no traceback)."""
+def main(argv=None, recorder=None, prog: str = PROG) -> int:
+    """CLI: 0 when the run finished, 1 when it diverged, 2 for bad settings (no traceback).
+    ``recorder`` and ``prog``: ``analysis.record``'s CLI, these flags with the measurements."""
     try:
-        config = config_from_args(argv)
-        metrics = train(config)
+        config = config_from_args(argv, prog)
+        metrics = train(config, recorder=recorder)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -11,11 +11,11 @@ DATA=${DATA:-$HOME/data}
 SHARED="--runs sweeps/he2016/runs --ledger results/he2016/runs.csv"
 COMMON="--depth 20 --epochs 20 --train-size 10000 --dataset cifar10 --data-dir $DATA"
 for TABLE in 2 3 1; do
-  python -m trainers.ablate --table "$TABLE" $COMMON --seeds 1 \
+  python -m experiments.ablate --table "$TABLE" $COMMON --seeds 1 \
     --out "results/he2016/table$TABLE" $SHARED
 done
 # The seed-to-seed spread at this scale (report.py shows it beside its 1-point threshold):
 # full pre-activation with seeds 0, 1, 2.
-python -m trainers.ablate --table 2 --rows 5 $COMMON --seeds 3 \
+python -m experiments.ablate --table 2 --rows 5 $COMMON --seeds 3 \
   --out results/he2016/seed-spread $SHARED
 python results/he2016/report.py

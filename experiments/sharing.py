@@ -1,6 +1,6 @@
 """Sharing the top blocks of each stage (Jastrzebski et al. 2018, Sec. 6, Figures 8-9).
 
-    python -m analysis.sharing --dataset cifar10 --epochs 20 --out results/sharing
+    python -m experiments.sharing --dataset cifar10 --epochs 20 --out results/sharing
 
 Trains, with ``trainers.train.train``, three pre-activation models (the paper's blocks are
 pre-activation) and puts them side by side:
@@ -33,9 +33,24 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import pandas as pd
+import tensorflow as tf
 
+import keras_resnets
+from analysis.measures import crossentropy, prepare
+from analysis.plots import plot_activation_norms, plot_gradient_ratio, plot_training_curves
+from analysis.report import markdown_table
+from experiments.ablate import train_one
+from keras_resnets.chain import ResidualChain
 from keras_resnets.names import format_name
+from keras_resnets.registry import resolve
+from keras_resnets.shared import SharedResidualStack
+from trainers.callbacks import read_history
+from trainers.config import TrainConfig
+from trainers.data import load_data
+from trainers.ledger import Ledger, run_name
+from trainers.train import build_model, check_config, train
 
 PAPER_DEPTH, PAPER_SHARED = 110, 13
 PAPER_DATASETS = ("cifar10", "cifar100")
@@ -61,8 +76,6 @@ class SharingConfig:
     runs: str | None = None  # folder of the run folders (default OUT/runs)
 
     def __post_init__(self):
-        from keras_resnets.registry import resolve
-
         name = format_name("preact", self.depth)
         units = resolve(name)["units_per_stage"]  # refuses a bad depth
         if not 1 <= self.shared < units:
@@ -91,8 +104,6 @@ def shared_overrides(config: SharingConfig) -> dict:
 def matching_baseline(depth: int, shared: int) -> str:
     """The unshared ``preact{6n+2}`` whose parameter count is nearest that of
     ``preact{depth}-shared`` (naive sharing): a local search from n = distinct units per stage."""
-    import keras_resnets
-
     overrides = {} if shared == PAPER_SHARED else {"shared_blocks": shared}
     target = keras_resnets.count_parameters(
         keras_resnets.build(format_name("preact", depth, variant="shared"), **overrides))
@@ -130,8 +141,6 @@ def experiment_runs(config: SharingConfig) -> dict:
 
 
 def train_config(config: SharingConfig, model: str, overrides: dict):
-    from trainers.config import TrainConfig
-
     return TrainConfig.for_recipe(
         "he2016", model=model, model_overrides=dict(overrides), dataset=config.dataset,
         data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
@@ -147,12 +156,7 @@ def run_sharing(config: SharingConfig, train_fn=None) -> pd.DataFrame:
     """Train the runs not yet in the ledger, recording the gradient norm ratio per epoch, and
     write the side-by-side results into ``out``. ``train_fn(TrainConfig, callbacks=...)``
     defaults to ``trainers.train.train``."""
-    from trainers.ablate import train_one
-    from trainers.ledger import Ledger
-    from trainers.train import check_config
-
-    if train_fn is None:
-        from trainers.train import train as train_fn
+    train_fn = train_fn or train
     runs = {label: train_config(config, *run) for label, run in experiment_runs(config).items()}
     check_config(runs["shared (naive)"])  # dataset found, before training
     out = Path(config.out)
@@ -178,17 +182,11 @@ class Probe:
     initialisation (seeded as the run), for Fig. 8's measurements."""
 
     def __init__(self, run):
-        from trainers.data import load_data
-
         self.data = load_data(dataclasses.replace(run, augment=False))
         self.images, self.labels = next(iter(self.data.test))
 
     def initial_norms(self, run) -> pd.DataFrame:
         """``activation_norms`` of ``run``'s model at initialisation on the batch."""
-        import keras
-
-        from trainers.train import build_model
-
         keras.utils.set_random_seed(run.seed)
         norms = activation_norms(build_model(run, self.data), self.images)
         keras.backend.clear_session()
@@ -206,9 +204,6 @@ def _save_ratios(out: Path, label: str, model: str, history: list) -> None:
 
 
 def _history(ledger, run) -> pd.DataFrame:
-    from trainers.callbacks import read_history
-    from trainers.ledger import run_name
-
     return read_history(ledger.history_dir / f"{run_name(run)}.csv")
 
 
@@ -226,9 +221,6 @@ def _result_row(ledger, label: str, run) -> dict:
 
 def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict,
                   norms: pd.DataFrame) -> None:
-    from analysis.plots import plot_activation_norms, plot_gradient_ratio, plot_training_curves
-    from analysis.report import markdown_table
-
     out = Path(config.out)
     table.to_csv(out / "sharing.csv", index=False)
     norms.to_csv(out / "activation_norms.csv", index=False)
@@ -278,11 +270,6 @@ def gradient_norm_ratio(model, images, labels, training: bool = False) -> float:
     not depend on that scale); the norms are over the whole batch. ``training``: BN uses batch
     statistics (the moving statistics are left untouched); default: inference mode, as
     ``analysis.measures``. Cheap enough to call once per epoch on a fixed batch."""
-    import tensorflow as tf
-
-    from analysis.measures import crossentropy, prepare
-    from keras_resnets.chain import ResidualChain
-
     chain = ResidualChain(model)
     images, labels = prepare(images, labels)
     first, last = _stage_starts(chain)[0], _stage_starts(chain)[-1]
@@ -304,10 +291,6 @@ def activation_norms(model, images, training: bool = True) -> pd.DataFrame:
     (its input) and of ``||F_j(h_j)||`` (its branch output), and the logits' norm as the last
     row's ``output_norm``. Meant at initialisation: ``training=True`` (default) normalises with
     batch statistics, since untrained moving statistics say nothing; they are restored."""
-    import tensorflow as tf
-
-    from keras_resnets.chain import ResidualChain
-
     chain = ResidualChain(model)
     images = tf.cast(images, tf.float32)
 
@@ -329,8 +312,6 @@ def activation_norms(model, images, training: bool = True) -> pd.DataFrame:
 
 
 def _is_shared_step(model, block) -> bool:
-    from keras_resnets.shared import SharedResidualStack
-
     return any(isinstance(layer, SharedResidualStack) and block.unit in layer.units
                for layer in model.layers)
 
@@ -338,7 +319,6 @@ def _is_shared_step(model, block) -> bool:
 def gradient_ratio_callback(images, labels, training: bool = False):
     """A Keras callback recording ``gradient_norm_ratio`` on one fixed batch before training
     (epoch 0) and after every epoch; its ``history`` is a list of ``(epoch, ratio)``."""
-    import keras
 
     class GradientRatioHistory(keras.callbacks.Callback):
         def __init__(self):
@@ -373,7 +353,7 @@ INTEGER_FIELDS = ("epochs", "depth", "shared", "train_size", "test_size", "batch
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis.sharing",
+    parser = argparse.ArgumentParser(prog="python -m experiments.sharing",
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = SharingConfig()

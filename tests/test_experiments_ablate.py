@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trainers import ablate
-from trainers.ablate import AblationConfig, run_ablation, select_rows
+from experiments import ablate
+from experiments.ablate import AblationConfig, run_ablation, select_rows
 from trainers.config import TrainConfig
 from trainers.train import TrainingDiverged
 
@@ -118,7 +118,7 @@ def test_markdown_header_says_reduced_scale(stub_sweep):
                    "synthetic data instead of cifar10", "first 64 training images",
                    "batch 32 instead of 128"):
         assert phrase in text
-    full = f"python -m trainers.ablate --table 1 --dataset cifar10 --seeds 5 --out " \
+    full = f"python -m experiments.ablate --table 1 --dataset cifar10 --seeds 5 --out " \
            f"{tmp_path / 'table1'}-full"
     assert f"Full run: `{full}`" in text
     assert "| 2 | constant scaling 0 / 1 | resnet8-scale0 |  | fail |  |  |  | 0/2 | diverged |" \

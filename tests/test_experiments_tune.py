@@ -1,4 +1,5 @@
-"""KerasTuner sweeps over the zoo (``trainers.tune``, ``trainers.hypermodel``, ``trainers.spaces``).
+"""KerasTuner sweeps over the zoo (``experiments.tune``, ``experiments.hypermodel``,
+``experiments.spaces``).
 
 Synthetic 32x32 data (128 training images), resnet8/preact8, one epoch per trial.
 """
@@ -16,11 +17,11 @@ import pandas as pd
 import pytest
 
 import keras_resnets
+from experiments import spaces
+from experiments.hypermodel import ZooHyperModel
+from experiments.tune import SweepConfig, main, run_sweep
 from ports import free_ports
-from trainers import spaces
 from trainers.config import TrainConfig
-from trainers.hypermodel import ZooHyperModel
-from trainers.tune import SweepConfig, main, run_sweep
 
 pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
 
@@ -162,6 +163,11 @@ def test_the_cli_refuses_a_model_flag(tmp_path, capsys):
     assert code == 2 and "the models come from the search space" in capsys.readouterr().err
 
 
+def test_the_cli_refuses_to_record_iterative_inference(tmp_path, capsys):
+    code = main(["--space", "smoke", "--record-every", "1", "--out", str(tmp_path), *FLAGS])
+    assert code == 2 and "python -m analysis.record" in capsys.readouterr().err
+
+
 def test_bundled_spaces_are_valid():
     for name in ("smoke", "ablation"):
         assert spaces.load(name).dimensions()["base"].candidates()
@@ -186,7 +192,7 @@ def test_a_chief_and_a_worker_complete_a_sweep(tmp_path):
     space = tmp_path / "space.json"
     space.write_text(json.dumps(SPACE))
     out = tmp_path / "sweep"
-    command = [sys.executable, "-m", "trainers.tune", "--space", str(space), "--max-trials", "1",
+    command = [sys.executable, "-m", "experiments.tune", "--space", str(space), "--max-trials", "1",
                "--out", str(out), *FLAGS]
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
            "KERASTUNER_ORACLE_PORT": str(free_ports(1)[0]), "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -234,7 +240,7 @@ ORACLE = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "8000"}
     ({"KERASTUNER_TUNER_ID": "tuner0"}, False),  # no oracle address: not distributed
 ])
 def test_is_worker_reads_kerastuners_variables(monkeypatch, env, worker):
-    from trainers.tune import DISTRIBUTED_TUNING, is_worker
+    from experiments.tune import DISTRIBUTED_TUNING, is_worker
 
     for name in DISTRIBUTED_TUNING:
         monkeypatch.delenv(name, raising=False)
@@ -244,7 +250,7 @@ def test_is_worker_reads_kerastuners_variables(monkeypatch, env, worker):
 
 
 def test_an_incomplete_kerastuner_cluster_is_a_clear_error(monkeypatch):
-    from trainers.tune import is_worker
+    from experiments.tune import is_worker
 
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.delenv("KERASTUNER_ORACLE_PORT", raising=False)

@@ -1,7 +1,7 @@
 """The ablation runner: every row of one of He et al. 2016's Tables 1-3, trained with one recipe.
 
-    python -m trainers.ablate --table 1 --dataset cifar10 --seeds 5 --out sweeps/table1
-    python -m trainers.ablate --table 2 --depth 20 --epochs 2 --dataset synthetic --out /tmp/t2
+    python -m experiments.ablate --table 1 --dataset cifar10 --seeds 5 --out sweeps/table1
+    python -m experiments.ablate --table 2 --depth 20 --epochs 2 --dataset synthetic --out /tmp/t2
 
 Rows come from ``keras_resnets.paper.RESULTS`` (the one place that knows the paper's numbers).
 Each row trains ``--seeds`` times (``trainers.train.train``, one run folder per seed under
@@ -42,6 +42,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from analysis.plots import plot_ablation
 from keras_resnets.names import parse_name
 from keras_resnets.paper import RESULTS, PaperResult
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
@@ -334,8 +335,9 @@ def full_run_command(config: AblationConfig) -> str:
     """The command that runs this table at the paper's scale."""
     dataset = config.dataset if config.dataset in {p.dataset for p in RESULTS
                                                    if p.table == config.table} else "cifar10"
-    words = ["python", "-m", "trainers.ablate", "--table", str(config.table), "--dataset", dataset,
-             "--seeds", str(max(config.seeds, FULL_RUN_SEEDS)), "--out", f"{config.out}-full"]
+    words = ["python", "-m", "experiments.ablate", "--table", str(config.table),
+             "--dataset", dataset, "--seeds", str(max(config.seeds, FULL_RUN_SEEDS)),
+             "--out", f"{config.out}-full"]
     if config.data_dir:
         words += ["--data-dir", config.data_dir]
     if config.rows:
@@ -380,40 +382,10 @@ def write_results(config: AblationConfig, rows: list[AblationRow],
     (out / "results.md").write_text(
         f"{header(config, rows)}\n\n{markdown_table(summary(table))}\n")
     if with_plot:
-        plot(table, out / "results.png", f"He et al. 2016, Table {config.table}: test error"
-             + (" (reduced scale)" if reduced_scale(config, rows) else ""))
+        scale = " (reduced scale)" if reduced_scale(config, rows) else ""
+        plot_ablation(table, out / "results.png",
+                      f"He et al. 2016, Table {config.table}: test error{scale}")
     return table
-
-
-def plot(table: pd.DataFrame, path: Path, title: str) -> None:
-    """Measured median error (bars from min to max over seeds) next to the paper's, per row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    x = np.arange(len(table))
-    paper = [float(text.split()[0]) if text[0].isdigit() else math.nan  # first paper row
-             for text in table["paper_error"]]
-    median = table["error_median"].to_numpy(float)
-    spread = np.nan_to_num([median - table["error_min"], table["error_max"] - median])
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.8 * len(table) + 2), 4.5))
-    axes.bar(x - 0.2, median, 0.4, yerr=spread, capsize=3, label="measured (median, min-max)")
-    axes.bar(x + 0.2, paper, 0.4, label="paper")
-    for i, (measured, reported, state) in enumerate(zip(median, paper, table["outcome"])):
-        if math.isnan(reported):
-            axes.text(i + 0.2, 0, "fail", rotation=90, ha="center", va="bottom", fontsize=8)
-        if math.isnan(measured) and state != "pending":
-            axes.text(i - 0.2, 0, state, rotation=90, ha="center", va="bottom", fontsize=8)
-    axes.set_xticks(x, [f"{n}. {c}" for n, c in zip(table["row"], table["case"])],
-                    rotation=40, ha="right", fontsize=7)
-    axes.set_ylabel("test error (%)")
-    axes.set_title(title)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +394,7 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m trainers.ablate", description=__doc__.split("\n\n")[0],
+        prog="python -m experiments.ablate", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--table", type=int, required=True, choices=TABLES)
     parser.add_argument("--depth", type=int, help="train every row at this depth")

@@ -1,4 +1,4 @@
-"""A KerasTuner ``HyperModel`` over the zoo: a search space (``trainers.spaces``) -> trial runs.
+"""A KerasTuner ``HyperModel`` over the zoo: a search space (``experiments.spaces``) -> trial runs.
 
 Each trial's hyperparameters become one ``TrainConfig`` (model name, shortcut options, recipe),
 and the trial then runs exactly as ``python -m trainers.train`` would: the same data pipeline,
@@ -15,10 +15,10 @@ import keras
 import keras_tuner
 
 import keras_resnets
+from experiments.spaces import OVERRIDE_KEYS, SearchSpace
 from keras_resnets.names import format_name
 from trainers.config import TrainConfig
 from trainers.data import load_data
-from trainers.spaces import OVERRIDE_KEYS, SearchSpace
 from trainers.train import build_model, compile_model, fit, make_callbacks
 
 TRIAL_INFO = "trial_info.json"  # the model a trial trains: name, overrides, parameter count

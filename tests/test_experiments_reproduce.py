@@ -1,5 +1,5 @@
-"""analysis.reproduce and analysis.claims: one command per figure, checked before training, and
-each of Jastrzebski et al.'s claims judged from measured tables."""
+"""experiments.reproduce and experiments.claims: one command per figure, checked before training,
+and each of Jastrzebski et al.'s claims judged from measured tables."""
 
 import json
 from pathlib import Path
@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import claims, reproduce
-from analysis.claims import NOT_REPRODUCED, REPRODUCED, UNTESTABLE
-from analysis.reproduce import ReproduceConfig
+from analysis.callback import recording_callbacks
+from experiments import claims, reproduce
+from experiments.claims import NOT_REPRODUCED, REPRODUCED, UNTESTABLE
+from experiments.reproduce import ReproduceConfig
 
 
 def never_train(config, callbacks=()):
@@ -64,6 +65,27 @@ def test_width_of_on_the_command_line(tmp_path):
     assert args.width_of == [("j18-wrn", 0.1), ("j18-single", 0.5)]
     with pytest.raises(ValueError, match=r"Unknown networks \['j18-wide'\] in --width-of"):
         ReproduceConfig(width_of={"j18-wide": 0.5})
+
+
+class Trained(Exception):
+    """Stops a reproduction at its first training run."""
+
+
+def test_by_default_the_trainer_records_the_training_figure(tmp_path, monkeypatch):
+    """Without a ``train_fn`` every run gets ``analysis.callback.recording_callbacks``: the
+    training figure's runs record each epoch (the trainer refuses them without a recorder)."""
+    seen = []
+
+    def train(config, recorder=None):
+        seen.append((config.model, config.record_every, recorder))
+        raise Trained
+
+    monkeypatch.setattr(reproduce, "train", train)
+    config = ReproduceConfig(figures=("training",), dataset="synthetic", width=0.05, blocks=1,
+                             out=str(tmp_path / "out"), runs=str(tmp_path / "runs"))
+    with pytest.raises(Trained):
+        reproduce.reproduce(config)
+    assert seen == [("j18-resnet110", 1, recording_callbacks)]
 
 
 @pytest.fixture(scope="module")

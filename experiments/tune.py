@@ -1,6 +1,6 @@
 """KerasTuner sweeps over the zoo: a search-space file + the trainer's flags -> a tuned folder.
 
-    python -m trainers.tune --space smoke --tuner random --max-trials 8 --out runs/sweep \\
+    python -m experiments.tune --space smoke --tuner random --max-trials 8 --out runs/sweep \\
         --dataset synthetic --epochs 2
 
 The sweep folder holds ``tune.json`` (the sweep's config), KerasTuner's state (``trials/``, one
@@ -30,12 +30,13 @@ import keras
 import numpy as np
 import pandas as pd
 
+from analysis.plots import plot_trials
+from experiments.hypermodel import TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
+from experiments.spaces import SearchSpace, from_dict, load
 from saved_models.export import export
 from trainers.callbacks import read_history
 from trainers.config import TrainConfig
-from trainers.hypermodel import TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
 from trainers.jsonconfig import JsonConfig
-from trainers.spaces import SearchSpace, from_dict, load
 from trainers.strategy import check_batch_size, make_strategy
 from trainers.tables import markdown_table
 from trainers.train import check_config
@@ -70,6 +71,9 @@ class SweepConfig(JsonConfig):
             raise ValueError(f"max_trials must be a positive integer; got {self.max_trials}.")
         if self.tuner == "hyperband" and not self.base_config().epochs:
             raise ValueError("Hyperband needs --epochs (the most epochs one model trains).")
+        if self.base_config().record_every:
+            raise ValueError("A sweep does not record iterative inference (--record-every); "
+                             "train the chosen model with python -m analysis.record.")
 
     def search_space(self) -> SearchSpace:
         return from_dict(self.space, "sweep space")
@@ -175,61 +179,6 @@ def trials_frame(tuner, hypermodel) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def plot_trials(frame, space: SearchSpace, path) -> None:
-    """``trials.png``: val error % of the finished trials against each swept value."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    swept = [name for name, dim in space.dimensions().items() if dim.swept]
-    done = frame[frame["val_error"].notna()]
-    figure, axes = plt.subplots(1, max(len(swept), 1), squeeze=False,
-                                figsize=(3.2 * max(len(swept), 1), 3.2), sharey=True)
-    for ax, name in zip(axes[0], swept):
-        dim = space.dimensions()[name]
-        column = done[name].fillna("") if "" in (dim.values or ()) else done[name]  # "" in CSVs
-        points = done[column.notna()]
-        values = list(column[column.notna()])
-        if dim.values is not None:
-            values = _choice_axis(ax, dim, values)
-        else:
-            _range_axis(ax, dim)
-        ax.scatter(values, points["val_error"], alpha=0.8)
-        ax.set_xlabel(name)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("best val error (%)")
-    figure.suptitle(f"{len(done)} finished trials")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _choice_axis(ax, dim, values) -> list:
-    """One column per value of a choice; returns the columns of ``values``."""
-    labels = [str(v) or "(none)" for v in dim.values]
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_xlim(-0.5, len(labels) - 0.5)
-    return [list(dim.values).index(v) for v in values]
-
-
-def _range_axis(ax, dim) -> None:
-    """A range's whole extent (log scaled when sampled so), ticks at its ends and middle."""
-    import matplotlib.ticker
-
-    log = dim.sampling != "linear"
-    ax.set_xscale("log" if log else "linear")
-    ticks = (np.geomspace if log else np.linspace)(dim.min, dim.max, 3)
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
-    if log:
-        margin = (dim.max / dim.min) ** 0.05
-        ax.set_xlim(dim.min / margin, dim.max * margin)
-    else:
-        margin = 0.05 * (dim.max - dim.min) or 0.5
-        ax.set_xlim(dim.min - margin, dim.max + margin)
-
-
 def save_best(tuner, hypermodel, out: Path) -> dict | None:
     """``best.keras`` (the best trial's weights at its best epoch), its SavedModel under
     ``export/NAME/1`` (``saved_models.export``; the model standardises its raw images itself)
@@ -262,7 +211,7 @@ def report(tuner, hypermodel, out: Path) -> pd.DataFrame:
     frame = trials_frame(tuner, hypermodel)
     frame.to_csv(out / "trials.csv", index=False)
     (out / "trials.md").write_text(markdown_table(frame) + "\n")
-    plot_trials(frame, hypermodel.space, out / "trials.png")
+    plot_trials(frame, hypermodel.space.dimensions(), out / "trials.png")
     best = save_best(tuner, hypermodel, out)
     if best:
         print(f"Best: trial {best['trial']}, {best['model']}, val error {best['val_error']:.2f}%"
@@ -278,7 +227,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The trainer's flags (data, recipe, strategy, seed; see ``python -m trainers.train -h``)
     plus the sweep's; the model comes from the search space."""
     parser = argparse.ArgumentParser(
-        prog="python -m trainers.tune", description=__doc__.split("\n\n")[0],
+        prog="python -m experiments.tune", description=__doc__.split("\n\n")[0],
         parents=[trainer_parser()], conflict_handler="resolve",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     sweep = parser.add_argument_group("sweep")

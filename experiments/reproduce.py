@@ -1,16 +1,17 @@
 """Jastrzebski et al. 2018's figures at a chosen scale, in one command: train, measure, judge.
 
-    python -m analysis.reproduce --figures all --data-dir ~/data --out results/jastrzebski2018
-    python -m analysis.reproduce --figures cosine drop --width 0.25 --blocks 4 --epochs 10 \\
+    python -m experiments.reproduce --figures all --data-dir ~/data --out results/jastrzebski2018
+    python -m experiments.reproduce --figures cosine drop --width 0.25 --blocks 4 --epochs 10 \\
         --train-size 10000 --data-dir ~/data --out results/jastrzebski2018
 
 Each figure names the paper's networks it needs (``FIGURES``). Every network trains once with
 its own ``jastrzebski2018-*`` recipe (``trainers.config``), recording the cosine loss and l2
-ratio per epoch on both splits (the training figure), into ``--runs`` (working files, not
-committed); its result goes into the ledger ``OUT/runs.csv`` (``trainers.ledger``). Then
+ratio per epoch on both splits (the training figure: ``record_every=1`` with
+``analysis.callback.recording_callbacks`` as the trainer's recorder), into ``--runs`` (working
+files, not committed); its result goes into the ledger ``OUT/runs.csv`` (``trainers.ledger``). Then
 ``analysis.run`` measures its final model on the train and test splits into ``OUT/<network>/``.
-The sharing figures run ``analysis.sharing`` into ``OUT/sharing/``. Finally
-``analysis.claims`` puts each of the paper's claims beside what was measured, into
+The sharing figures run ``experiments.sharing`` into ``OUT/sharing/``. Finally
+``experiments.claims`` puts each of the paper's claims beside what was measured, into
 ``OUT/claims.md`` and ``claims.csv``: reproduced, not reproduced or not testable at this scale.
 
 Scale: ``--width`` multiplies every network's filters, ``--blocks`` caps its blocks per stage,
@@ -24,14 +25,30 @@ this scale, is checked before any training.
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
+
+import keras_resnets
+from analysis.callback import recording_callbacks
+from analysis.frames import check_settings
+from analysis.run import AnalysisConfig, analyze_run
 from analysis.unroll import DEFAULT_STEPS
+from experiments.ablate import train_one
+from experiments.claims import judge, write_claims
+from experiments.sharing import SharingConfig, run_sharing
+from keras_resnets.registry import NETWORKS
+from trainers.config import TrainConfig
+from trainers.data import locate
 from trainers.jsonconfig import JsonConfig
+from trainers.ledger import Ledger
+from trainers.train import train
 
 
 @dataclass(frozen=True)
@@ -136,8 +153,6 @@ class ReproduceConfig(JsonConfig):
 def network_overrides(config: ReproduceConfig, network: str) -> dict:
     """``filters`` scaled by the network's width (at least 1) and ``blocks`` capped by
     ``--blocks``."""
-    from keras_resnets.registry import NETWORKS
-
     paper, width = NETWORKS[network], config.width_for(network)
     overrides = {}
     if width != 1:
@@ -149,8 +164,6 @@ def network_overrides(config: ReproduceConfig, network: str) -> dict:
 
 def train_config(config: ReproduceConfig, network: str):
     """The run of ``network``: its paper recipe at this scale, recording the training figure."""
-    from trainers.config import TrainConfig
-
     scale = {"epochs": config.epochs} if config.epochs else {}
     return TrainConfig.for_recipe(
         RECIPES[network], model=network, model_overrides=network_overrides(config, network),
@@ -172,9 +185,7 @@ def analysis_settings(config: ReproduceConfig, network: str) -> dict:
 
 
 def sharing_config(config: ReproduceConfig):
-    """``analysis.sharing``'s experiment at this scale, with Fig. 9's ablation when asked."""
-    from analysis.sharing import SharingConfig
-
+    """``experiments.sharing``'s experiment at this scale, with Fig. 9's ablation when asked."""
     return SharingConfig(dataset=config.dataset, epochs=config.epochs,
                          out=str(Path(config.out) / "sharing"),
                          runs=str(Path(config.runs) / "sharing"), depth=config.sharing_depth,
@@ -191,11 +202,6 @@ def sharing_config(config: ReproduceConfig):
 def check_networks(config: ReproduceConfig) -> None:
     """Build every network at this scale and check its figures' measures against it: an
     impossible scale, or a model that lacks the blocks a figure needs, fails here."""
-    import keras
-
-    import keras_resnets
-    from analysis.frames import check_settings
-
     for network in config.networks:
         overrides = network_overrides(config, network)
         try:
@@ -219,15 +225,11 @@ def check_networks(config: ReproduceConfig) -> None:
 
 def reproduce(config: ReproduceConfig, train_fn=None):
     """Train, measure and judge every figure of ``config``; returns the claims table.
-    ``train_fn(TrainConfig)`` defaults to ``trainers.train.train``."""
-    from analysis.claims import judge, write_claims
-    from trainers.data import locate
-    from trainers.ledger import Ledger
-
+    ``train_fn(TrainConfig)`` defaults to ``trainers.train.train`` recording with
+    ``analysis.callback.recording_callbacks`` (the training figure)."""
     check_networks(config)
     locate(config.dataset, config.data_dir)  # no data and no network: fail before training
-    if train_fn is None:
-        from trainers.train import train as train_fn
+    train_fn = train_fn or functools.partial(train, recorder=recording_callbacks)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "reproduce_config.json").write_text(config.to_json() + "\n")
@@ -236,8 +238,6 @@ def reproduce(config: ReproduceConfig, train_fn=None):
         train_network(config, network, ledger, train_fn)
         analyse_network(config, network)
     if {"sharing", "sharing-ablation"} & set(config.figures):
-        from analysis.sharing import run_sharing
-
         run_sharing(sharing_config(config), train_fn)
     claims = judge(out, config.figures)
     write_claims(out, claims, config.reduced(), full_scale_command(config))
@@ -247,10 +247,6 @@ def reproduce(config: ReproduceConfig, train_fn=None):
 def train_network(config: ReproduceConfig, network: str, ledger, train_fn) -> None:
     """Train ``network`` unless the ledger has it; keep its per-epoch record (the training
     figure) in ``OUT/<network>/``."""
-    import shutil
-
-    from trainers.ablate import train_one
-
     run = train_config(config, network)
     train_one(train_fn, run, ledger)
     target = Path(config.out) / network
@@ -264,8 +260,6 @@ def train_network(config: ReproduceConfig, network: str, ledger, train_fn) -> No
 def analyse_network(config: ReproduceConfig, network: str) -> None:
     """``analysis.run`` on the network's final model into ``OUT/<network>/``, unless the
     analysis there was made with the same settings."""
-    from analysis.run import AnalysisConfig, analyze_run
-
     settings = analysis_settings(config, network)
     target = Path(config.out) / network
     if not settings or _recorded_settings(target) == settings:
@@ -291,7 +285,7 @@ def _recorded_settings(folder: Path) -> dict | None:
 def full_scale_command(config: ReproduceConfig) -> str:
     """The command that runs these figures at the paper's scale."""
     data = f" --data-dir {config.data_dir}" if config.data_dir else ""
-    return (f"python -m analysis.reproduce --figures {' '.join(config.figures)} --dataset "
+    return (f"python -m experiments.reproduce --figures {' '.join(config.figures)} --dataset "
             f"{config.dataset}{data} --out {config.out}-full --runs {config.runs}-full")
 
 
@@ -319,7 +313,7 @@ HELP = {
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m analysis.reproduce", description=__doc__.split("\n\n")[0],
+        prog="python -m experiments.reproduce", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1])
     defaults = ReproduceConfig()

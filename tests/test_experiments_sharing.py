@@ -1,4 +1,4 @@
-"""analysis.sharing: the Figure 8 experiment's models, baseline choice and results."""
+"""experiments.sharing: the Figure 8 experiment's models, baseline choice and results."""
 
 import json
 from pathlib import Path
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import sharing
-from analysis.sharing import SharingConfig, matching_baseline
+from experiments import sharing
+from experiments.sharing import SharingConfig, matching_baseline
 
 
 @pytest.mark.slow

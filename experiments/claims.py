@@ -1,6 +1,6 @@
-"""Jastrzebski et al. 2018's claims (papers.md, section 2) judged from what ``analysis.reproduce``
-measured: each claim is "reproduced", "not reproduced" or "not testable at this scale", with the
-numbers it was judged on.
+"""Jastrzebski et al. 2018's claims (papers.md, section 2) judged from what
+``experiments.reproduce`` measured: each claim is "reproduced", "not reproduced" or "not testable
+at this scale", with the numbers it was judged on.
 
 Every claim reads the final model's measurements of the test split unless it says otherwise
 (train-split claims read the train split). The thresholds that turn the paper's words into a
@@ -59,7 +59,7 @@ class Measured:
 @dataclass(frozen=True)
 class Claim:
     """One sentence of the paper, the figure it comes from (``source``: the name
-    ``analysis.reproduce`` gives it), and how it is tested."""
+    ``experiments.reproduce`` gives it), and how it is tested."""
 
     source: str
     figure: str
@@ -442,7 +442,7 @@ CLAIMS = (
           "the shared-statistics ablation has the highest test error", fig9_statistics_most),
 )
 def judge(out, figures=None) -> pd.DataFrame:
-    """One row per claim of the reproduced ``figures`` (names of ``analysis.reproduce``; all
+    """One row per claim of the reproduced ``figures`` (names of ``experiments.reproduce``; all
     by default): the paper's words, the test, what was measured and the verdict."""
     measured = Measured(Path(out))
     rows = []
