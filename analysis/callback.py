@@ -53,9 +53,11 @@ class IterativeInferenceCallback(keras.callbacks.Callback):
         self._measure = None
 
     def on_train_begin(self, logs=None):
+        """Measure before training: epoch 0 of the record."""
         self._record(0)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Measure after every ``every``-th epoch."""
         if (epoch + 1) % self.every == 0:
             self._record(epoch + 1)
 

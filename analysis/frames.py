@@ -24,7 +24,7 @@ from keras_resnets import ResidualChain
 
 from analysis.borderline import GROUPS, borderline_sums, check_last_blocks
 from analysis.loop import BatchSum
-from analysis.measures import drop_sums, probe_sums, unit_changes_shape
+from analysis.measures import drop_sums, probe_sums
 from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES,
                              check_unroll_options, check_unrollable, check_updates, unroll_sums)
 
@@ -130,15 +130,13 @@ def combine(analyses: dict) -> Analysis:
 def block_frame(chain: ResidualChain) -> pd.DataFrame:
     """One row per block: where it sits, its width, and whether it changes the shape (then its
     cosine uses the gradient at the shortcut output, see ``analysis.measures``)."""
-    rows, seen = [], {}
+    rows = []
     for block in chain.blocks:
         unit = block.unit
-        reshapes = unit_changes_shape(unit)
-        seen[block.stage] = seen.get(block.stage, 0) + 1
         rows.append({"block": block.index, "stage": block.stage,
-                     "index_in_stage": seen[block.stage] - 1, "name": unit.name,
-                     "width": unit.filters, "changes_shape": reshapes,
-                     "gradient_wrt": "shortcut" if reshapes else "input"})
+                     "index_in_stage": block.index_in_stage, "name": unit.name,
+                     "width": unit.filters, "changes_shape": unit.changes_shape,
+                     "gradient_wrt": "shortcut" if unit.changes_shape else "input"})
     return pd.DataFrame(rows, columns=list(BLOCK_COLUMNS))
 
 

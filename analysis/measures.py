@@ -71,27 +71,18 @@ def prepare(images, labels):
     return tf.cast(images, tf.float32), tf.reshape(tf.cast(labels, tf.int32), [-1])
 
 
-def input_width(unit) -> int:
-    """Channels a (built) unit reads: the input width of its first convolution."""
-    return int(unit.convolutions()[0].kernel.shape[2])
-
-
-def unit_changes_shape(unit) -> bool:
-    """Whether the unit's output has another shape than its input (stride or width)."""
-    return unit.strides != 1 or input_width(unit) != unit.filters
-
-
 def readable_blocks(chain) -> int:
     """How many of the last blocks' outputs the model's head can read: those after the last
     transition, i.e. the last block that changes the shape or has layers before it (such as
     the avg-pooling net's 2x2 pooling). The last stage (Jastrzebski et al. 2018), or every
     block of a single-representation net; ``_intermediate`` finds the same blocks by shape."""
     transitions = [block.index for block in chain.blocks[1:]
-                   if unit_changes_shape(block.unit) or block.before]
+                   if block.unit.changes_shape or block.before]
     return len(chain) - max(transitions, default=0)
 
 
 def _classify(chain, labels, h):
+    """Correct predictions and summed loss of the model's own head on the state ``h``."""
     logits = chain.head(h, training=False)
     return total(correct(labels, logits)), total(crossentropy(labels, logits))
 
@@ -108,7 +99,7 @@ def block_gradients(chain, images, labels, gradients: bool = True):
         tape.watch(images)  # records every op, so the tape can reach any h_j
         inputs, parts, logits = chain.hidden_states(images, training=False)
         loss = tf.reduce_sum(crossentropy(labels, logits))
-    references = [p.shortcut if unit_changes_shape(block.unit) else h
+    references = [p.shortcut if block.unit.changes_shape else h
                   for block, h, p in zip(chain.blocks, inputs, parts)]
     grads = tape.gradient(loss, references,
                           unconnected_gradients=tf.UnconnectedGradients.ZERO) if gradients else None

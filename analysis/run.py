@@ -30,6 +30,7 @@ from analysis.plots import BLOCK_FIGURES, analysis_figures
 from analysis.report import analysis_report
 from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES, UPDATES,
                              check_unroll_options, check_updates)
+from trainers import cli
 from trainers.config import TrainConfig
 from trainers.data import load_data
 from trainers.folders import check_writable_folder
@@ -54,9 +55,9 @@ class AnalysisConfig:
     out: str | None = None  # default: RUN_DIR/analysis
     batch_size: int | None = None  # default: the run's batch size
     limit: int | None = None  # first N examples of the split
-    alphas: tuple = DEFAULT_ALPHAS
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
     steps: int = DEFAULT_STEPS
-    updates: tuple = DEFAULT_UPDATES
+    updates: tuple[str, ...] = DEFAULT_UPDATES
     last_blocks: int | None = None  # borderline: the paper's 5 where the model has them
 
     def __post_init__(self):
@@ -140,43 +141,41 @@ def analyze_run(config: AnalysisConfig):
     return analysis
 
 
+HELP = {
+    "split": "both: train and test in one analysis, a split column in every table",
+    "measures": f"all, or a comma-separated subset of {','.join(MEASURES)}",
+    "out": "output folder (default: RUN_DIR/analysis)",
+    "batch_size": "default: the run's batch size",
+    "limit": "first N examples only",
+    "alphas": "unrolling step scales, distinct, in (0, 1]",
+    "steps": "extra applications of the last block when unrolling",
+    "updates": "unrolling updates: scaled (h + alpha d(h)) and/or norm (a step of alpha ||h||)",
+    "last_blocks": "borderline: follow the head over this many last blocks (default: the "
+                   "paper's 5, or as many as the head can read)",
+}
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis.run",
-                                     description=__doc__.split("\n\n")[0])
+    """``RUN_DIR`` and one flag per other ``AnalysisConfig`` field."""
+    parser = cli.Parser(prog="python -m analysis.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a finished trainers.train run folder")
-    parser.add_argument("--split", default="test", choices=list(SPLITS),
-                        help="both: train and test in one analysis, a split column in every "
-                             "table")
-    parser.add_argument("--measures", default="all",
-                        help=f"all, or a comma-separated subset of {','.join(MEASURES)}")
-    parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/analysis)")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--limit", type=int, default=None, help="first N examples only")
-    parser.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS),
-                        help="unrolling step scales, distinct, in (0, 1]")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help="extra applications of the last block when unrolling")
-    parser.add_argument("--updates", nargs="+", default=list(DEFAULT_UPDATES),
-                        choices=list(UPDATES),
-                        help="unrolling updates: scaled (h + alpha d(h)) and/or norm (a step "
-                             "of alpha ||h||)")
-    parser.add_argument("--last-blocks", type=int, default=None,
-                        help="borderline: follow the head over this many last blocks (default: "
-                             "the paper's 5, or as many as the head can read)")
+    cli.add_config_flags(parser, AnalysisConfig, HELP, skip=("run_dir",),
+                         custom={"split": {"choices": list(SPLITS)},
+                                 "updates": {"choices": list(UPDATES)}})
     return parser
 
 
 def main(argv=None) -> int:
-    """CLI: 0 on success, 2 for bad input (a one-line message, no traceback)."""
-    args = make_parser().parse_args(argv)
-    try:
-        config = AnalysisConfig(**vars(args))
-        analyze_run(config)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """CLI (``trainers.cli.run_cli``): 0 on success, 2 for bad input, 1 when reading or writing
+    failed, with one ``error:`` line."""
+    return cli.run_cli(_analysis_command, argv)
+
+
+def _analysis_command(argv) -> None:
+    """Analyse the command line's run."""
+    config = cli.config_from_args(AnalysisConfig, make_parser().parse_args(argv))
+    analyze_run(config)
     print(f"Results in {config.out}/ (report.md, blocks.csv, figures).")
-    return 0
 
 
 if __name__ == "__main__":

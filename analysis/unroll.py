@@ -22,8 +22,8 @@ import math
 import tensorflow as tf
 
 from analysis.borderline import example_groups, group_totals
-from analysis.measures import (correct, cosine_per_example, crossentropy, entropy, input_width,
-                               l2_ratio_per_example, prepare, unit_changes_shape)
+from analysis.measures import (correct, cosine_per_example, crossentropy, entropy,
+                               l2_ratio_per_example, prepare)
 
 DEFAULT_ALPHAS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
 DEFAULT_STEPS = 20  # the paper's 20 extra steps
@@ -46,10 +46,10 @@ DEFAULT_UPDATES = ("scaled",)
 def check_unrollable(chain) -> None:
     """Refuse a last block that changes the shape: it cannot be applied to its own output."""
     unit = chain.blocks[-1].unit
-    if unit_changes_shape(unit):
+    if unit.changes_shape:
         raise ValueError(
             f"Cannot unroll {chain.model.name!r}: its last block changes the shape "
-            f"(strides {unit.strides}, {input_width(unit)} -> {unit.filters} channels), so it "
+            f"(strides {unit.strides}, {unit.in_filters} -> {unit.filters} channels), so it "
             "cannot be applied to its own output. Use a model with >= 2 units per stage.")
 
 

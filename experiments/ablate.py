@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from analysis.plots import plot_ablation
 from keras_resnets.names import parse_name
 from keras_resnets.paper import RESULTS, PaperResult
+from trainers import cli
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
 from trainers.jsonconfig import JsonConfig
 from trainers.ledger import Ledger, folder_result, is_finished
@@ -68,7 +69,7 @@ class AblationConfig(JsonConfig):
     depth: int | None = None  # train every row at this depth instead of the paper's
     epochs: int | None = None  # None: the recipe's full length
     seeds: int = 1
-    rows: tuple | None = None  # row numbers to train now (1-based); None: all
+    rows: tuple[int, ...] | None = None  # row numbers to train now (1-based); None: all
     data_dir: str | None = None
     train_size: int | None = None
     test_size: int | None = None
@@ -116,6 +117,7 @@ class AblationRow:
             for key, value in sorted(self.overrides.items()))
 
     def run_name(self, seed: int) -> str:
+        """The run folder and ledger key of this row's run with ``seed``."""
         return f"{self.name}-seed{seed}"
 
     def paper_text(self) -> str:
@@ -170,10 +172,12 @@ def train_config(config: AblationConfig, row: AblationRow, seed: int) -> TrainCo
 
 
 def runs_dir(config: AblationConfig) -> Path:
+    """Where the run folders go: ``--runs``, else ``OUT/runs``."""
     return Path(config.runs) if config.runs else Path(config.out) / "runs"
 
 
 def ledger_of(config: AblationConfig) -> Ledger:
+    """The sweep's ledger: ``--ledger``, else ``OUT/runs.csv``."""
     return Ledger(Path(config.ledger) if config.ledger else Path(config.out) / "runs.csv")
 
 
@@ -302,6 +306,7 @@ def collect(config: AblationConfig, rows: list[AblationRow]) -> pd.DataFrame:
 
 
 def outcome(finished: int, diverged: int, seeds: int) -> str:
+    """A row's outcome over its seeds: finished, diverged, pending or the counts of each."""
     if diverged == seeds:
         return "diverged"
     if finished == seeds:
@@ -346,6 +351,8 @@ def full_run_command(config: AblationConfig) -> str:
 
 
 def header(config: AblationConfig, rows: list[AblationRow]) -> str:
+    """The Markdown header of ``results.md``: the table, its scale (with the full-scale command)
+    and a legend."""
     notes = reduced_scale(config, rows)
     title = (f"# He et al. 2016, Table {config.table}: test error (%), median over "
              f"{config.seeds} seed(s)")
@@ -392,53 +399,46 @@ def write_results(config: AblationConfig, rows: list[AblationRow],
 # Command line
 
 
+HELP = {"depth": "train every row at this depth",
+        "epochs": "shorten the recipe (default: 64k iterations)",
+        "seeds": "runs per row (seeds 0..S-1)",
+        "rows": "row numbers to keep (see --list)",
+        "runs": "folder of the run folders (default: OUT/runs; working files, not committed); "
+                "tables may share it",
+        "ledger": "CSV recording every finished run (default: OUT/runs.csv; commit it); tables "
+                  "sharing --runs share it too"}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    """The flags of ``python -m experiments.ablate``."""
+    parser = cli.Parser(
         prog="python -m experiments.ablate", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--table", type=int, required=True, choices=TABLES)
-    parser.add_argument("--depth", type=int, help="train every row at this depth")
-    parser.add_argument("--epochs", type=int, help="shorten the recipe (default: 64k iterations)")
-    parser.add_argument("--seeds", type=int, default=1, help="runs per row (seeds 0..S-1)")
-    parser.add_argument("--dataset", default="cifar10")
-    parser.add_argument("--out", help="output folder (default: sweeps/table<T>)")
-    parser.add_argument("--rows", type=int, nargs="+", help="row numbers to keep (see --list)")
+    cli.add_config_flags(parser, AblationConfig, HELP, custom={
+        "table": {"choices": TABLES}, "strategy": {"choices": STRATEGIES},
+        "out": {"default": None, "help": "output folder (default: sweeps/table<T>)"}})
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--train-size", type=int)
-    parser.add_argument("--test-size", type=int)
-    parser.add_argument("--batch-size", type=int, default=REFERENCE_BATCH)
-    parser.add_argument("--strategy", default="auto", choices=STRATEGIES)
-    parser.add_argument("--runs", help="folder of the run folders (default: OUT/runs; working "
-                                       "files, not committed); tables may share it")
-    parser.add_argument("--ledger", help="CSV recording every finished run (default: OUT/runs.csv;"
-                                         " commit it); tables sharing --runs share it too")
     return parser.parse_args(argv)
 
 
-def config_from_args(args: argparse.Namespace) -> AblationConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(AblationConfig)}
-    values["out"] = args.out or f"sweeps/table{args.table}"
-    return AblationConfig(**values)
-
-
 def main(argv=None) -> int:
-    """CLI: 0 when the sweep finished, 2 for bad settings (one ``error:`` line, no traceback).
-    A diverged run is a result here (the paper's "fail"), not an error."""
+    """CLI (``trainers.cli.run_cli``): 0 when the sweep finished, 2 for bad settings, 1 when a
+    write failed (one ``error:`` line, no traceback). A diverged run is a result here (the
+    paper's "fail"), not an error."""
+    return cli.run_cli(_ablate_command, argv)
+
+
+def _ablate_command(argv) -> None:
+    """List the rows (``--list``) or run the sweep and print its table."""
     args = parse_args(argv)
-    try:
-        config = config_from_args(args)
-        if args.list:
-            for row in select_rows(config):
-                print(f"{row.number:3d}  {row.name:40s} paper {row.paper_text():>5}  {row.case}")
-            return 0
-        table = run_ablation(config)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = cli.config_from_args(AblationConfig, args, out=args.out or f"sweeps/table{args.table}")
+    if args.list:
+        for row in select_rows(config):
+            print(f"{row.number:3d}  {row.name:40s} paper {row.paper_text():>5}  {row.case}")
+        return
+    table = run_ablation(config)
     print(markdown_table(summary(table)))
     print(f"\nResults in {config.out}/results.md, results.csv, results.png")
-    return 0
 
 
 if __name__ == "__main__":

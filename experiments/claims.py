@@ -48,10 +48,13 @@ class Measured:
         return frame.sort_values("block")
 
     def accuracy(self, network: str, split: str = "test") -> float:
+        """The model's own accuracy on ``split``, from ``network``'s ``summary.json``."""
         summary = json.loads((self.out / network / "summary.json").read_text())
         return summary["splits"][split]["accuracy"]
 
     def sharing(self, name: str) -> pd.DataFrame | None:
+        """A table the sharing experiment wrote (``sharing/NAME.csv``), or ``None`` if it did not
+        run."""
         path = self.out / "sharing" / f"{name}.csv"
         return pd.read_csv(path) if path.is_file() else None
 
@@ -83,6 +86,7 @@ ALL = ("j18-resnet110", "j18-single", "j18-avgpool", "j18-wrn")
 
 
 def cosine_negative(measured):
+    """Fig. 3: every block's mean cosine is negative, on the test and the train split."""
     def check(net, rows):
         train = measured.blocks(net, "cosine", "train")
         negative = [(r["cosine"] < 0).sum() for r in (rows, train) if r is not None]
@@ -99,6 +103,7 @@ def halves(rows: pd.DataFrame, column: str) -> tuple[float, float]:
 
 
 def cosine_higher(measured):
+    """Fig. 3: the upper half of the blocks has a lower mean cosine than the lower half."""
     def check(net, rows):
         low, high = halves(rows, "cosine")
         return high < low, f"lower half {low:.3f}, upper half {high:.3f}"
@@ -111,6 +116,8 @@ def first_over_rest(rows: pd.DataFrame) -> float:
 
 
 def l2_first_blocks(measured):
+    """Fig. 5: in single-representation and pooling nets the first block's l2 ratio is >= 2x the
+    others' median."""
     def check(net, rows):
         ratio = first_over_rest(rows)
         return (ratio >= 2, f"first block {rows['l2_ratio'].iloc[0]:.3f}, median of the "
@@ -119,6 +126,8 @@ def l2_first_blocks(measured):
 
 
 def l2_milder(measured):
+    """Fig. 5: the first block's l2 ratio over the others' median is lower in ResNet-110 and the
+    WRN than in every single or pooling net."""
     ratios = {net: first_over_rest(rows) for net in ALL
               if (rows := measured.blocks(net, "l2_ratio")) is not None}
     single = {n: r for n, r in ratios.items() if n in SINGLE}
@@ -136,6 +145,8 @@ def _kept(measured, net, rows) -> pd.Series:
 
 
 def drop_first(measured):
+    """Fig. 4: dropping block 0 of a single or pooling net keeps < 50% of the above-chance
+    accuracy."""
     def check(net, rows):
         kept = _kept(measured, net, rows).iloc[0]
         return kept < 0.5, f"dropping block 0 keeps {100 * kept:.0f}% of the above-chance accuracy"
@@ -143,6 +154,8 @@ def drop_first(measured):
 
 
 def drop_higher(measured):
+    """Fig. 4: dropping a block of the upper half costs a single or pooling net < 2 points
+    (median)."""
     def check(net, rows):
         upper = rows.iloc[len(rows) - len(rows) // 2:]
         cost = 100 * (measured.accuracy(net) - upper["drop_accuracy"]).median()
@@ -151,6 +164,8 @@ def drop_higher(measured):
 
 
 def drop_refining(measured):
+    """Fig. 4: no single dropped block takes ResNet-110 or the WRN below 50% of its above-chance
+    accuracy."""
     def check(net, rows):
         worst = _kept(measured, net, rows).min()
         return worst >= 0.5, f"the worst drop keeps {100 * worst:.0f}% of the above-chance accuracy"
@@ -158,6 +173,8 @@ def drop_refining(measured):
 
 
 def intermediate_gradual(measured):
+    """Fig. 6: ResNet-110's intermediate accuracy rises through the last stage without a dip over
+    1 point."""
     def check(net, rows):
         last = rows[rows["stage"] == rows["stage"].max()]["intermediate_accuracy"].dropna()
         dips = (last.diff().dropna() < -0.01).sum()
@@ -177,6 +194,8 @@ def _last_blocks(measured, column: str):
 
 
 def borderline_corrected(measured):
+    """Fig. 6: borderline examples are more often correct after the last block than after the
+    first followed."""
     groups = _last_blocks(measured, "accuracy")
     if groups is None:
         return UNTESTABLE, "borderline groups not measured"
@@ -188,6 +207,7 @@ def borderline_corrected(measured):
 
 
 def entropy_falls(measured):
+    """Fig. 6: every group's entropy is lower after the last block than after the first followed."""
     groups = _last_blocks(measured, "entropy")
     if groups is None:
         return UNTESTABLE, "borderline groups not measured"
@@ -214,6 +234,7 @@ def _ends(rows, alpha, group, column):
 
 
 def unroll_train_loss(measured):
+    """Fig. 7: unrolling the last block at the chosen scale lowers the training loss."""
     chosen = unroll_scale(measured)
     if chosen is None:
         return UNTESTABLE, "unrolling not measured on both splits"
@@ -224,6 +245,7 @@ def unroll_train_loss(measured):
 
 
 def unroll_test_loss(measured):
+    """Fig. 7: the same unrolling raises the test loss."""
     chosen = unroll_scale(measured)
     if chosen is None:
         return UNTESTABLE, "unrolling not measured on both splits"
@@ -234,6 +256,7 @@ def unroll_test_loss(measured):
 
 
 def unroll_borderline(measured):
+    """Fig. 7: the same unrolling makes borderline test examples more often correct."""
     chosen = unroll_scale(measured)
     if chosen is None:
         return UNTESTABLE, "unrolling not measured on both splits"
@@ -248,6 +271,7 @@ def unroll_borderline(measured):
 
 
 def unroll_cosine(measured):
+    """Fig. 7: the cosine stays negative at every unrolled step."""
     chosen = unroll_scale(measured)
     if chosen is None:
         return UNTESTABLE, "unrolling not measured on both splits"
@@ -273,6 +297,7 @@ def _compare(worse: float, better: float, what: str) -> tuple[str, str]:
 
 
 def sharing_worse(measured):
+    """Fig. 8: naive sharing has a higher test error than the unshared baseline."""
     errors = _sharing_errors(measured, "test_error")
     if errors is None:
         return UNTESTABLE, "sharing not run"
@@ -281,6 +306,8 @@ def sharing_worse(measured):
 
 
 def sharing_underfits(measured):
+    """Fig. 8: naive sharing has a higher training error than the unshared baseline (it
+    underfits)."""
     errors = _sharing_errors(measured, "train_error")
     if errors is None:
         return UNTESTABLE, "sharing not run"
@@ -289,6 +316,7 @@ def sharing_underfits(measured):
 
 
 def ubn_closes_gap(measured):
+    """Fig. 8: unshared BN has a lower test error than naive sharing."""
     errors = _sharing_errors(measured, "test_error")
     if errors is None:
         return UNTESTABLE, "sharing not run"
@@ -297,6 +325,7 @@ def ubn_closes_gap(measured):
 
 
 def gradient_ratio_larger(measured):
+    """Fig. 8: naive sharing's gradient norm ratio is at least twice every other run's."""
     ratios = measured.sharing("gradient_ratio")
     if ratios is None:
         return UNTESTABLE, "gradient ratio not recorded"
@@ -309,6 +338,8 @@ def gradient_ratio_larger(measured):
 
 
 def activations_explode(measured):
+    """Fig. 8: naive sharing's largest block input norm at initialisation is at least twice the
+    baseline's."""
     norms = measured.sharing("activation_norms")
     if norms is None:
         return UNTESTABLE, "activation norms not measured"
@@ -325,6 +356,7 @@ ABLATIONS = ("unshared BN, shared statistics", "unshared BN, shared gamma and be
 
 
 def fig9_all_parts(measured):
+    """Fig. 9: undoing any one part of unshared BN raises the test error over the full remedy."""
     errors = _sharing_errors(measured, "test_error")
     if errors is None or not all(label in errors for label in ABLATIONS):
         return UNTESTABLE, "Fig. 9 ablation not run"
@@ -338,6 +370,7 @@ def fig9_all_parts(measured):
 
 
 def fig9_statistics_most(measured):
+    """Fig. 9: sharing the BN statistics hurts more than undoing either other part."""
     errors = _sharing_errors(measured, "test_error")
     if errors is None or not all(label in errors for label in ABLATIONS):
         return UNTESTABLE, "Fig. 9 ablation not run"
@@ -346,6 +379,8 @@ def fig9_statistics_most(measured):
 
 
 def cosine_during_training(measured):
+    """Fig. 2: the cosine averaged over blocks is negative at every epoch after the first (train
+    split)."""
     def check(net, _):
         path = measured.out / net / "training_iterative_inference.csv"
         if not path.is_file():

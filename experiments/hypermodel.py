@@ -115,20 +115,22 @@ class TrialFolders:
     logs and epoch backups of a trial live beside KerasTuner's files for it."""
 
     def run_trial(self, trial, *args, **kwargs):
+        """KerasTuner's ``run_trial``, with the trial's own folder passed to ``fit`` as
+        ``run_dir``."""
         run_dir = self.get_trial_dir(trial.trial_id)
         return super().run_trial(trial, *args, run_dir=run_dir, **kwargs)
 
 
 class RandomSearch(TrialFolders, keras_tuner.RandomSearch):
-    pass
+    """KerasTuner's random search, each trial training in its own folder."""
 
 
 class BayesianOptimization(TrialFolders, keras_tuner.BayesianOptimization):
-    pass
+    """KerasTuner's Bayesian optimisation, each trial training in its own folder."""
 
 
 class Hyperband(TrialFolders, keras_tuner.Hyperband):
-    pass
+    """KerasTuner's Hyperband, each trial training in its own folder."""
 
 
 TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband}

@@ -24,7 +24,6 @@ this scale, is checked before any training.
 """
 
 import argparse
-import dataclasses
 import functools
 import json
 import math
@@ -44,6 +43,7 @@ from experiments.ablate import train_one
 from experiments.claims import judge, write_claims
 from experiments.sharing import SharingConfig, run_sharing
 from keras_resnets.registry import NETWORKS
+from trainers import cli
 from trainers.config import TrainConfig
 from trainers.data import locate
 from trainers.jsonconfig import JsonConfig
@@ -84,13 +84,13 @@ UNROLL_UPDATES = ("scaled", "norm")
 class ReproduceConfig(JsonConfig):
     """The whole reproduction; written as ``OUT/reproduce_config.json``."""
 
-    figures: tuple = tuple(FIGURES)
+    figures: tuple[str, ...] = tuple(FIGURES)
     dataset: str = "cifar10"
     data_dir: str | None = None
     out: str = "results/jastrzebski2018"
     runs: str = "sweeps/jastrzebski2018/runs"
     width: float = 1.0  # multiplies every network's filters
-    width_of: dict = field(default_factory=dict)  # network -> its own width factor
+    width_of: dict[str, float] = field(default_factory=dict)  # network -> its own width factor
     blocks: int | None = None  # at most this many blocks per stage
     epochs: int | None = None  # None: each recipe's own length
     train_size: int | None = None
@@ -133,6 +133,7 @@ class ReproduceConfig(JsonConfig):
                                    if network in FIGURES[name].networks))
 
     def width_for(self, network: str) -> float:
+        """The filter multiplier of ``network``: its ``--width-of`` entry, else ``--width``."""
         return self.width_of.get(network, self.width)
 
     def reduced(self) -> list[str]:
@@ -312,51 +313,28 @@ HELP = {
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """One flag per ``ReproduceConfig`` field."""
+    parser = cli.Parser(
         prog="python -m experiments.reproduce", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1])
-    defaults = ReproduceConfig()
-    for item in dataclasses.fields(ReproduceConfig):
-        default = getattr(defaults, item.name)
-        kind = {"width": float}.get(item.name, int if item.name in INTEGER_FIELDS else str)
-        options = {"type": kind, "default": default}
-        if item.name == "figures":
-            options = {"nargs": "+", "default": ["all"]}
-        elif item.name == "width_of":
-            options = {"nargs": "+", "type": network_width, "default": []}
-        parser.add_argument("--" + item.name.replace("_", "-"), dest=item.name,
-                            help=HELP[item.name], **options)
+    cli.add_config_flags(parser, ReproduceConfig, HELP, custom={
+        "figures": {"default": ("all",)}, "width_of": {"metavar": "NET=W"}})
     return parser
 
 
-def network_width(text: str) -> tuple[str, float]:
-    """``NET=W`` (``--width-of``) -> ``(NET, W)``."""
-    network, _, width = text.partition("=")
-    try:
-        return network, float(width)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NET=W, e.g. j18-wrn=0.1; got {text!r}") \
-            from None
-
-
-INTEGER_FIELDS = ("blocks", "epochs", "train_size", "test_size", "limit", "batch_size",
-                  "sharing_depth", "sharing_shared", "seed")
-
-
 def main(argv=None) -> int:
-    """CLI: 0 when every figure is reproduced and judged, 2 for bad settings (one ``error:``
-    line, before any training)."""
-    try:
-        args = vars(make_parser().parse_args(argv))
-        config = ReproduceConfig(**{**args, "width_of": dict(args["width_of"])})
-        claims = reproduce(config)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """CLI (``trainers.cli.run_cli``): 0 when every figure is reproduced and judged, 2 for bad
+    settings (before any training), 1 when a write failed; one ``error:`` line."""
+    return cli.run_cli(_reproduce_command, argv)
+
+
+def _reproduce_command(argv) -> None:
+    """Reproduce the command line's figures and print the claims."""
+    config = cli.config_from_args(ReproduceConfig, make_parser().parse_args(argv))
+    claims = reproduce(config)
     print(claims.to_string(index=False))
     print(f"\nReport in {config.out}/claims.md")
-    return 0
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from keras_resnets.chain import ResidualChain
 from keras_resnets.names import format_name
 from keras_resnets.registry import resolve
 from keras_resnets.shared import SharedResidualStack
+from trainers import cli
 from trainers.callbacks import read_history
 from trainers.config import TrainConfig
 from trainers.data import load_data
@@ -98,6 +99,7 @@ class SharingConfig:
 
 
 def shared_overrides(config: SharingConfig) -> dict:
+    """The ``shared_blocks`` override of the shared nets; none at the paper's 13."""
     return {} if config.shared == PAPER_SHARED else {"shared_blocks": config.shared}
 
 
@@ -141,6 +143,8 @@ def experiment_runs(config: SharingConfig) -> dict:
 
 
 def train_config(config: SharingConfig, model: str, overrides: dict):
+    """The ``he2016`` recipe for one run of the experiment, sized by ``config``, in its run
+    folder."""
     return TrainConfig.for_recipe(
         "he2016", model=model, model_overrides=dict(overrides), dataset=config.dataset,
         data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
@@ -149,6 +153,7 @@ def train_config(config: SharingConfig, model: str, overrides: dict):
 
 
 def runs_dir(config: SharingConfig) -> Path:
+    """Where the run folders go: ``--runs``, else ``OUT/runs``."""
     return Path(config.runs) if config.runs else Path(config.out) / "runs"
 
 
@@ -221,6 +226,8 @@ def _result_row(ledger, label: str, run) -> dict:
 
 def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict,
                   norms: pd.DataFrame) -> None:
+    """Write the comparison table, the Fig. 8 measurements and their figures, and ``sharing.md``
+    into ``out``."""
     out = Path(config.out)
     table.to_csv(out / "sharing.csv", index=False)
     norms.to_csv(out / "activation_norms.csv", index=False)
@@ -243,12 +250,7 @@ def write_results(config: SharingConfig, table: pd.DataFrame, histories: dict,
 
 def _stage_starts(chain) -> list[int]:
     """0-based index of the first block of every stage, in order."""
-    starts, seen = [], set()
-    for block in chain.blocks:
-        if block.stage not in seen:
-            seen.add(block.stage)
-            starts.append(block.index)
-    return starts
+    return [block.index for block in chain.blocks if block.index_in_stage == 0]
 
 
 def _keeping_statistics(model, measure, training):
@@ -348,33 +350,27 @@ HELP = {"dataset": "synthetic, cifar10, cifar100 or a prepared TFDS dataset",
         "batch_size": "global batch", "seed": "random seed of every run",
         "strategy": "auto, default, mirrored or multiworker",
         "ablation": "1: also train Fig. 9's three ablations of unshared BN"}
-INTEGER_FIELDS = ("epochs", "depth", "shared", "train_size", "test_size", "batch_size", "seed",
-                  "ablation")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments.sharing",
-                                     description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    defaults = SharingConfig()
-    for field in dataclasses.fields(SharingConfig):
-        parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
-                            type=int if field.name in INTEGER_FIELDS else str,
-                            default=getattr(defaults, field.name), help=HELP[field.name])
+    """One flag per ``SharingConfig`` field."""
+    parser = cli.Parser(prog="python -m experiments.sharing", description=__doc__.split("\n\n")[0])
+    cli.add_config_flags(parser, SharingConfig, HELP)
     return parser
 
 
 def main(argv=None) -> int:
-    """CLI: 0 on success, 2 for bad settings (a one-line message, no traceback)."""
-    try:
-        config = SharingConfig(**vars(make_parser().parse_args(argv)))
-        table = run_sharing(config)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """CLI (``trainers.cli.run_cli``): 0 on success, 2 for bad settings, 1 when a write failed
+    (one ``error:`` line, no traceback). A diverged run is a result, as in ``ablate``."""
+    return cli.run_cli(_sharing_command, argv)
+
+
+def _sharing_command(argv) -> None:
+    """Run the command line's experiment and print its table."""
+    config = cli.config_from_args(SharingConfig, make_parser().parse_args(argv))
+    table = run_sharing(config)
     print(table.to_string(index=False))
     print(f"Results in {config.out}/ (sharing.md, sharing.csv, sharing.png).")
-    return 0
 
 
 if __name__ == "__main__":

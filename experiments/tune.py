@@ -34,13 +34,13 @@ from analysis.plots import plot_trials
 from experiments.hypermodel import TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
 from experiments.spaces import SearchSpace, from_dict, load
 from saved_models.export import export
+from trainers import cli
 from trainers.callbacks import read_history
 from trainers.config import TrainConfig
 from trainers.jsonconfig import JsonConfig
 from trainers.strategy import check_batch_size, make_strategy
 from trainers.tables import markdown_table
-from trainers.train import check_config
-from trainers.train import make_parser as trainer_parser
+from trainers.train import add_train_flags, check_config
 
 PROJECT = "trials"  # KerasTuner's project folder inside the sweep folder
 BAYESIAN_NEEDS = ("scipy", "sklearn")  # KerasTuner's Gaussian process, not installed with it
@@ -76,9 +76,11 @@ class SweepConfig(JsonConfig):
                              "train the chosen model with python -m analysis.record.")
 
     def search_space(self) -> SearchSpace:
+        """The validated search space of this sweep."""
         return from_dict(self.space, "sweep space")
 
     def base_config(self) -> TrainConfig:
+        """The training config every trial starts from, before the space's values."""
         return TrainConfig(**self.train)
 
 
@@ -127,6 +129,7 @@ def run_sweep(sweep: SweepConfig) -> pd.DataFrame | None:
 
 
 def check_bayesian_installed() -> None:
+    """Refuse ``--tuner bayesian`` up front where its extra packages are missing."""
     missing = [module for module in BAYESIAN_NEEDS if importlib.util.find_spec(module) is None]
     if missing:
         raise ValueError(f"--tuner bayesian needs {' and '.join(missing)}, not installed here "
@@ -225,11 +228,11 @@ def report(tuner, hypermodel, out: Path) -> pd.DataFrame:
 
 def make_parser() -> argparse.ArgumentParser:
     """The trainer's flags (data, recipe, strategy, seed; see ``python -m trainers.train -h``)
-    plus the sweep's; the model comes from the search space."""
-    parser = argparse.ArgumentParser(
+    but ``--out``, plus the sweep's; the model comes from the search space."""
+    parser = cli.Parser(
         prog="python -m experiments.tune", description=__doc__.split("\n\n")[0],
-        parents=[trainer_parser()], conflict_handler="resolve",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    add_train_flags(parser, skip=("out",))
     sweep = parser.add_argument_group("sweep")
     sweep.add_argument("--space", required=True,
                        help="search-space JSON file, or a bundled one: smoke, ablation")
@@ -241,31 +244,34 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def sweep_from_args(argv=None) -> SweepConfig:
-    given = vars(make_parser().parse_args(argv))
-    space, tuner, max_trials, out = (given.pop(k) for k in ("space", "tuner", "max_trials", "out"))
+    """The ``SweepConfig`` of a command line; its trials start from the trainer's flags."""
+    args = make_parser().parse_args(argv)
+    given = cli.flag_values(TrainConfig, args)  # out: the sweep's folder
     fixed = sorted(set(given) & {"model", "model_overrides"})
     if fixed:
         raise ValueError(f"--{fixed[0].replace('_', '-')} has no effect on a sweep: the models "
                          f"come from the search space (--space).")
-    config = TrainConfig.for_recipe(given.pop("recipe", "he2016"), out=out, **given)
-    if max_trials is None and tuner != "hyperband":
+    config = TrainConfig.for_recipe(given.pop("recipe", "he2016"), **given)
+    max_trials = args.max_trials
+    if max_trials is None and args.tuner != "hyperband":
         max_trials = 10
-    return SweepConfig(space=load(space).to_json(), train=dataclasses.asdict(config),
-                       tuner=tuner, max_trials=max_trials, out=out)
+    return SweepConfig(space=load(args.space).to_json(), train=dataclasses.asdict(config),
+                       tuner=args.tuner, max_trials=max_trials, out=args.out)
 
 
 def main(argv=None) -> int:
-    """CLI: 0 when the sweep finished (or this worker's share of it), 2 for bad settings."""
-    try:
-        sweep = sweep_from_args(argv)
-        frame = run_sweep(sweep)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """CLI (``trainers.cli.run_cli``): 0 when the sweep finished (or this worker's share of
+    it), 2 for bad settings, 1 when a write failed; one ``error:`` line."""
+    return cli.run_cli(_tune_command, argv)
+
+
+def _tune_command(argv) -> None:
+    """Run the command line's sweep and print its trials."""
+    sweep = sweep_from_args(argv)
+    frame = run_sweep(sweep)
     if frame is not None:
         print(markdown_table(frame))
         print(f"Results in {sweep.out}/ (tune.json, trials.csv, trials.md, trials.png).")
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from keras import layers
 from keras_resnets.branches import BOTTLENECK_EXPANSION
 from keras_resnets.orderings import get_ordering
 from keras_resnets.shared import SharedResidualStack
-from keras_resnets.units import ResidualUnit, he_normal, kernel_regularizer, norm_op
+from keras_resnets.units import (ResidualUnit, changes_shape, he_normal, kernel_regularizer,
+                                 ordering_layer)
 
 STEM_WIDTH = 16
 BASE_WIDTHS = (16, 32, 64)  # Unit output widths per stage; bottleneck units expand them x4.
@@ -128,31 +129,33 @@ def stem(x, words, width, use_bias, weight_decay, sync_batchnorm):
     x = layers.Conv2D(width, 3, padding="same", use_bias=use_bias, kernel_initializer=he_normal(),
                       kernel_regularizer=kernel_regularizer(weight_decay), name="stem_conv1")(x)
     for word in words:
-        x = norm_op(word, name=f"stem1_{word}", synchronized=sync_batchnorm)(x)
+        x = ordering_layer(word, name=f"stem1_{word}", synchronized=sync_batchnorm)(x)
     return x
 
 
 def residual_stage(x, stage, units, width, strides, shared_blocks, share_batchnorm,
                    preactivation, unit_options):
     """``units`` residual units; the first may change the shape, the top ``shared_blocks`` share
-    weights. Pre-activation nets share the leading BN-ReLU with the shortcut on the very first
-    unit (He et al. 2016, Sec. 4.1) and on projection units (the authors' code)."""
+    weights. Each unit records its stage and input width, decided here once. Pre-activation nets
+    share the leading BN-ReLU with the shortcut on the very first unit (He et al. 2016, Sec. 4.1)
+    and on projection units (the authors' code)."""
     for index in range(1, units - shared_blocks + 1):
-        changes_shape = index == 1 and (strides != 1 or x.shape[-1] != width)
+        in_filters, unit_strides = int(x.shape[-1]), strides if index == 1 else 1
         first_of_net = stage == 1 and index == 1
-        x = ResidualUnit(width, strides=strides if index == 1 else 1,
-                         preactivate_shortcut=preactivation and (first_of_net or changes_shape),
+        reshapes = changes_shape(in_filters, width, unit_strides)
+        x = ResidualUnit(width, strides=unit_strides, in_filters=in_filters, stage=stage,
+                         preactivate_shortcut=preactivation and (first_of_net or reshapes),
                          name=f"stage{stage}_unit{index}", **unit_options)(x)
     if shared_blocks:
         x = SharedResidualStack(shared_blocks, width, share_batchnorm, unit_options,
-                                name=f"stage{stage}_shared")(x)
+                                stage=stage, name=f"stage{stage}_shared")(x)
     return x
 
 
 def head(x, words, num_classes, grid, weight_decay, sync_batchnorm):
     """The final BN-ReLU of pre-activation nets, average pooling, dense logits."""
     for word in words:
-        x = norm_op(word, name=f"final_{word}", synchronized=sync_batchnorm)(x)
+        x = ordering_layer(word, name=f"final_{word}", synchronized=sync_batchnorm)(x)
     x = pooling(x, grid)
     return layers.Dense(num_classes, kernel_regularizer=kernel_regularizer(weight_decay),
                         name="logits")(x)

@@ -25,6 +25,8 @@ class PadCropFlip(layers.Layer):
         self.supports_masking = True
 
     def call(self, images, training=False):
+        """Pad, crop and flip every image of the batch while training; the images unchanged
+        otherwise."""
         if not training:
             return images
         height, width = images.shape[1], images.shape[2]
@@ -48,7 +50,9 @@ class PadCropFlip(layers.Layer):
         return ops.one_hot(offset + position, size + 2 * self.pad)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape: the crop is back to the input size."""
         return input_shape
 
     def get_config(self):
+        """The ``__init__`` arguments, so ``from_config`` rebuilds the layer."""
         return {**super().get_config(), "pad": self.pad, "seed": self.seed}

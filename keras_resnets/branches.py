@@ -1,4 +1,4 @@
-"""The convolutions of a residual branch F: basic, bottleneck and single-conv (He et al.).
+"""The convolutions of a residual branch F: basic, bottleneck and one-conv (He et al.).
 
 A branch is only a list of convolution shapes; which BN/ReLU surround them is the ordering's
 business (``orderings.py``), so every ordering combines with every branch.
@@ -11,6 +11,8 @@ BOTTLENECK_EXPANSION = 4  # Sec. 4 / He et al. 2015: 1x1 reduce, 3x3, 1x1 expand
 
 @dataclass(frozen=True)
 class ConvShape:
+    """One convolution of a branch: output channels, square kernel size and stride."""
+
     filters: int
     kernel_size: int
     strides: int
@@ -27,14 +29,16 @@ def _bottleneck(filters: int, strides: int) -> list[ConvShape]:
     return [ConvShape(width, 1, 1), ConvShape(width, 3, strides), ConvShape(filters, 1, 1)]
 
 
-def _single(filters: int, strides: int) -> list[ConvShape]:
+def _one_conv(filters: int, strides: int) -> list[ConvShape]:
     """One 3x3 convolution per unit: the first row of Table 3 ("ResNet-110, 1-layer skip")."""
     return [ConvShape(filters, 3, strides)]
 
 
-BRANCHES = {"basic": _basic, "bottleneck": _bottleneck, "single": _single}
+# ``1conv`` as the registry variant that selects it; "single" is Jastrzebski et al.'s
+# single-representation network (j18-single), never a branch.
+BRANCHES = {"basic": _basic, "bottleneck": _bottleneck, "1conv": _one_conv}
 
-CONVS_PER_UNIT = {"basic": 2, "bottleneck": 3, "single": 1}
+CONVS_PER_UNIT = {"basic": 2, "bottleneck": 3, "1conv": 1}
 
 
 def branch_convs(branch: str, filters: int, strides: int) -> list[ConvShape]:

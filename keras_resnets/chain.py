@@ -5,10 +5,10 @@
 counts as one block per step), and the head (final BN-ReLU if any, pooling, dense). Analysis
 code runs the same layers the model runs, so there is no second model definition: ``h_j`` is
 the input of block ``j``, ``block.parts(h_j).residual`` is ``F_j(h_j)``, dropping block ``j``
-merges a zero branch, and the head can read any ``h_j`` of the right width.
+merges a zero branch, and the head can read any ``h_j`` of the right width. Where a block sits
+comes from what its unit records (``unit.stage``), never from layer names.
 """
 
-import re
 from dataclasses import dataclass
 
 from keras import ops
@@ -22,8 +22,9 @@ class Block:
     """One residual block of the chain, with where it sits in the network."""
 
     unit: ResidualUnit
-    stage: int  # 1-based stage, from the layer's name (``stage2_unit1``, ``stage3_shared``)
+    stage: int | None  # 1-based stage, as the unit records it (None outside a zoo network)
     index: int  # 0-based position among all blocks
+    index_in_stage: int  # 0-based position among the blocks of its stage
     before: tuple  # non-block layers between the previous block and this one (stem, pooling)
 
 
@@ -40,7 +41,8 @@ class ResidualChain:
                 pending.append(layer)
                 continue
             for unit in units:
-                self.blocks.append(Block(unit, _stage_of(layer.name), len(self.blocks),
+                in_stage = sum(block.stage == unit.stage for block in self.blocks)
+                self.blocks.append(Block(unit, unit.stage, len(self.blocks), in_stage,
                                          tuple(pending)))
                 pending = []
         if not self.blocks:
@@ -48,6 +50,7 @@ class ResidualChain:
         self.head_layers = tuple(pending)
 
     def __len__(self):
+        """The number of blocks ``L`` (a shared stack counts one per step)."""
         return len(self.blocks)
 
     def block_input(self, j: int, h, training=False):
@@ -92,13 +95,9 @@ class ResidualChain:
 
 
 def _units_of(layer) -> list:
+    """The residual units a model layer applies, in order (none for other layers)."""
     if isinstance(layer, ResidualUnit):
         return [layer]
     if isinstance(layer, SharedResidualStack):
         return layer.step_units
     return []
-
-
-def _stage_of(layer_name: str) -> int:
-    match = re.match(r"stage(\d+)_", layer_name)
-    return int(match.group(1)) if match else 0

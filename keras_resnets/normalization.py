@@ -53,6 +53,8 @@ class BatchNormalization(layers.BatchNormalization):
         return super().add_weight(*args, name=name, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
+        """Keras's batch norm, or the training kernel where one is set and applies (not
+        synchronized, renorm or masked)."""
         kernel = type(self).training_kernel
         if kernel is not None and training and self.trainable and mask is None and not (
                 self.synchronized or self.renorm):

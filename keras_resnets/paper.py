@@ -12,6 +12,7 @@ from keras_resnets.names import format_name
 
 @dataclass(frozen=True)
 class PaperResult:
+    """One error of He et al. 2016's Tables 1-3: the zoo model that makes the row and its error."""
     table: int  # He et al. 2016, Table 1, 2 or 3
     case: str
     base: str  # "resnet" or "preact"

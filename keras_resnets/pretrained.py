@@ -25,6 +25,7 @@ class Pretrained:
 
     @property
     def path(self) -> Path:
+        """The weights file inside the package (``keras_resnets/weights/``)."""
         return WEIGHTS_DIR / f"{self.model}-{self.dataset}.weights.h5"
 
 

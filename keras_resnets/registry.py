@@ -21,6 +21,8 @@ from keras_resnets.shortcuts import SHORTCUT_OPTIONS, resolve_shortcut
 
 @dataclass(frozen=True)
 class Family:
+    """A model family (``resnet``, ``preact``, ``wrn``): its unit settings and how depth maps to
+    units."""
     summary: str
     settings: dict
     depth_offset: int = 2  # depth = 3 * units_per_stage * convs_per_unit + depth_offset
@@ -29,6 +31,7 @@ class Family:
 
 @dataclass(frozen=True)
 class Variant:
+    """A name suffix (``-gate-exclusive``...): the builder settings it adds to its family's."""
     summary: str
     settings: dict = field(default_factory=dict)
 
@@ -69,7 +72,7 @@ VARIANTS = {
     "bn-after-add": Variant("Table 2: BN after addition", {"ordering": "bn-after-add"}),
     "relu-before-add": Variant("Table 2: ReLU before addition", {"ordering": "relu-before-add"}),
     "relu-preact": Variant("Table 2: ReLU-only pre-activation", {"ordering": "relu-preact"}),
-    "1conv": Variant("Table 3: one 3x3 conv per unit (depth 3n+2)", {"branch": "single"}),
+    "1conv": Variant("Table 3: one 3x3 conv per unit (depth 3n+2)", {"branch": "1conv"}),
     "shared": Variant("Jastrzebski et al. Fig. 8: top 13 units of each stage share weights",
                       {"shared_blocks": 13, "share_batchnorm": True, "projection": "conv"}),
     "shared-bn": Variant("Jastrzebski et al. Fig. 8: shared convs; unshared BN (per-step "

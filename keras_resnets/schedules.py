@@ -51,6 +51,7 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_iterations, self.warmup_learning_rate, rate)
 
     def get_config(self):
+        """The ``__init__`` arguments, so a saved optimizer rebuilds the same schedule."""
         return {"learning_rate": self.learning_rate, "total_iterations": self.total_iterations,
                 "drops": list(self.drops), "drop_factor": self.drop_factor,
                 "warmup_iterations": self.warmup_iterations,

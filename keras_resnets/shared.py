@@ -16,7 +16,7 @@ applied ``steps`` times: BN statistics, gamma and beta shared, gamma starting at
 ``False`` is exactly the paper's remedy (per-step statistics, per-step gamma and beta, gamma
 initialised to 0.1); a mapping with any of the keys ``unshared_statistics``,
 ``unshared_affine``, ``gamma_init`` starts from the remedy and turns parts off, the Fig. 9
-ablation rows (``keras_resnets.registry.VARIANTS``: ``shared-bn-no-stats`` and so on).
+ablation rows (``keras_resnets.registry.VARIANTS``: ``shared-bn-shared-stats`` and so on).
 """
 
 from collections.abc import Mapping
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import keras
 from keras import ops
 
-from keras_resnets.units import ResidualUnit, apply_layers
+from keras_resnets.units import ResidualUnit, apply_layers, upgrade_config
 
 REMEDY = {"unshared_statistics": True, "unshared_affine": True, "gamma_init": 0.1}
 NAIVE = {"unshared_statistics": False, "unshared_affine": False, "gamma_init": 1.0}
@@ -65,17 +65,24 @@ class SharedResidualStack(keras.layers.Layer):
             switches below (see the module docstring).
         unit_options: any other ``ResidualUnit`` argument (ordering, branch, shortcut...).
         unshared_statistics, unshared_affine, gamma_init: override ``share_batchnorm``'s.
+        stage: 1-based stage of the network the stack tops (``None`` outside a zoo network);
+            its units record it.
     """
 
     def __init__(self, steps, filters, share_batchnorm=True, unit_options=None,
-                 unshared_statistics=None, unshared_affine=None, gamma_init=None, **kwargs):
+                 unshared_statistics=None, unshared_affine=None, gamma_init=None, stage=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if int(steps) != steps or steps < 1:
             raise ValueError(f"steps must be a positive integer; got {steps}.")
         unit_options = dict(unit_options or {})
         if unit_options.get("strides", 1) != 1:
             raise ValueError("A shared stack keeps its shape: its units take no strides.")
+        given = sorted({"in_filters", "stage"} & set(unit_options))
+        if given:
+            raise ValueError(f"A shared stack sets its units' {', '.join(given)} itself.")
         self.steps, self.filters = int(steps), int(filters)
+        self.stage = None if stage is None else int(stage)
         mode = batchnorm_mode(share_batchnorm, unshared_statistics=unshared_statistics,
                               unshared_affine=unshared_affine, gamma_init=gamma_init)
         self.unshared_statistics = mode["unshared_statistics"]
@@ -85,8 +92,8 @@ class SharedResidualStack(keras.layers.Layer):
         self.share_batchnorm = not (self.unshared_statistics or self.unshared_affine)
         self.unit_options = unit_options
         count = 1 if self.share_batchnorm else self.steps
-        self.units = [ResidualUnit(self.filters, name=f"step{i + 1}", **unit_options)
-                      for i in range(count)]
+        self.units = [ResidualUnit(self.filters, in_filters=self.filters, stage=self.stage,
+                                   name=f"step{i + 1}", **unit_options) for i in range(count)]
         tied = (() if self.unshared_statistics else STATISTICS) + (
             () if self.unshared_affine else AFFINE)
         for unit in self.units[1:]:
@@ -98,6 +105,7 @@ class SharedResidualStack(keras.layers.Layer):
         return self.units * self.steps if self.share_batchnorm else list(self.units)
 
     def build(self, input_shape):
+        """Build the first unit, then those sharing its weights; set every gamma's start."""
         if input_shape[-1] != self.filters:
             raise ValueError(
                 f"A shared stack of width {self.filters} needs inputs of width {self.filters}; "
@@ -109,15 +117,24 @@ class SharedResidualStack(keras.layers.Layer):
                 layer.gamma.assign(ops.full(layer.gamma.shape, self.gamma_init))
 
     def call(self, inputs, training=None):
+        """The step units in order, as unrolled iterations of one block."""
         return apply_layers(self.step_units, inputs, training)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape: a shared stack never changes it."""
         return input_shape
 
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a stack, from older ``.keras`` files too (``units.upgrade_config``)."""
+        return super().from_config(upgrade_config(config))
+
     def get_config(self):
+        """The ``__init__`` arguments (the BN switches explicit), so ``from_config`` rebuilds
+        the same stack."""
         config = super().get_config()
         config.update(steps=self.steps, filters=self.filters, share_batchnorm=True,
                       unshared_statistics=self.unshared_statistics,
                       unshared_affine=self.unshared_affine, gamma_init=self.gamma_init,
-                      unit_options=dict(self.unit_options))
+                      unit_options=dict(self.unit_options), stage=self.stage)
         return config

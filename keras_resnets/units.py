@@ -4,9 +4,13 @@
 (``orderings.py``) places BN/ReLU around the branch's convolutions (``branches.py``) and after
 the addition; the shortcut variant (``shortcuts.py``) picks ``h`` and the merge rule. Analysis
 code reads the two halves separately through ``parts`` and ``merge`` (Jastrzebski et al. 2018
-need ``F_j(h_j)``, and dropping a block is merging a zero branch).
+need ``F_j(h_j)``, and dropping a block is merging a zero branch). A unit records where it sits
+(``stage``) and the widths it maps (``in_filters`` -> ``filters``, ``strides``), so that code
+reading a built model asks the unit (``changes_shape``) instead of parsing layer names or
+kernel shapes.
 """
 
+import re
 from typing import Any, NamedTuple
 
 import keras
@@ -40,9 +44,10 @@ def kernel_regularizer(weight_decay: float):
     return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
 
-def norm_op(word: str, name=None, synchronized=False):
-    """The layer for an ordering's word ``bn`` or ``relu``; ``synchronized`` BN computes its
-    batch statistics over all replicas (TensorFlow only)."""
+def ordering_layer(word: str, name=None, synchronized=False):
+    """The layer an ordering's word other than ``conv`` stands for: ``bn`` (BatchNormalization)
+    or ``relu``; ``synchronized`` BN computes its batch statistics over all replicas
+    (TensorFlow only)."""
     if word == "bn":
         return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                                   synchronized=synchronized, name=name)
@@ -52,6 +57,7 @@ def norm_op(word: str, name=None, synchronized=False):
 
 
 def apply_layers(sequence, x, training=None):
+    """``x`` through each layer of ``sequence`` in turn: the paths of a unit are plain lists."""
     for layer in sequence:
         x = layer(x, training=training)
     return x
@@ -67,6 +73,7 @@ class ZeroPadShortcut(layers.Layer):
         self.filters, self.strides = int(filters), int(strides)
 
     def call(self, inputs):
+        """Subsample by ``strides``, then append zero channels up to ``filters``."""
         x = inputs[:, :: self.strides, :: self.strides, :]
         extra = self.filters - x.shape[-1]
         if extra < 0:
@@ -74,17 +81,47 @@ class ZeroPadShortcut(layers.Layer):
         return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
 
     def compute_output_shape(self, input_shape):
+        """The input's map subsampled by ``strides``, with ``filters`` channels."""
         batch, height, width = input_shape[:3]
         return (batch, _strided(height, self.strides), _strided(width, self.strides),
                 self.filters)
 
     def get_config(self):
+        """The ``__init__`` arguments, so ``from_config`` rebuilds the layer."""
         return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
 def _strided(size, strides):
     """Spatial size after a "same"-padded strided conv; None stays unknown."""
     return None if size is None else -(-size // strides)
+
+
+def changes_shape(in_filters: int, filters: int, strides: int) -> bool:
+    """Whether a unit mapping ``in_filters`` to ``filters`` channels with ``strides`` changes
+    the shape: then its shortcut cannot be the identity (a projection or zero-padding)."""
+    return strides != 1 or in_filters != filters
+
+
+# "single" now names Jastrzebski et al.'s single-representation network only (j18-single).
+LEGACY_BRANCHES = {"single": "1conv"}
+
+
+def upgrade_config(config: dict) -> dict:
+    """The one place that reads configs of ``.keras`` files saved before units recorded what
+    they are: ``stage`` is read back from the name the builder gave the layer
+    (``stage2_unit1``, ``stage3_shared``; ``None`` for any other name), and the branch
+    ``single`` is renamed ``1conv`` (also in a shared stack's ``unit_options``). ``in_filters``
+    needs no upgrade: a unit built without it records the width of its input."""
+    config = dict(config)
+    if "stage" not in config:
+        match = re.fullmatch(r"stage(\d+)_\w+", config.get("name") or "")
+        config["stage"] = int(match.group(1)) if match else None
+    if config.get("unit_options"):
+        config["unit_options"] = dict(config["unit_options"])
+    for options in (config, config.get("unit_options") or {}):
+        if options.get("branch") in LEGACY_BRANCHES:
+            options["branch"] = LEGACY_BRANCHES[options["branch"]]
+    return config
 
 
 def build_layers(sequence, shape):
@@ -103,7 +140,7 @@ class ResidualUnit(layers.Layer):
     Args:
         filters: output channels of the unit (bottleneck: the expanded width).
         strides: stride of the unit; 2 at the first unit of a downsampling stage.
-        branch: ``basic`` (two 3x3), ``bottleneck`` (1x1-3x3-1x1, x4) or ``single`` (one 3x3).
+        branch: ``basic`` (two 3x3), ``bottleneck`` (1x1-3x3-1x1, x4) or ``1conv`` (one 3x3).
         ordering: ``post``, ``bn-after-add``, ``relu-before-add``, ``relu-preact`` or
             ``preact`` (Table 2).
         shortcut: ``identity``, ``conv``, ``scale``, ``gate-exclusive``, ``gate-shortcut`` or
@@ -122,12 +159,18 @@ class ResidualUnit(layers.Layer):
             Jastrzebski et al. 2018; He et al.'s convs have none (BN follows or precedes them).
         sync_batchnorm: BN statistics over the global batch of all replicas rather than each
             replica's own (Keras's ``synchronized``; TensorFlow only).
+        in_filters: channels of the unit's input, as the builder knows it; ``None``: the
+            width of the input the unit is first built on. With ``strides`` and ``filters``
+            it says whether the unit changes the shape (``changes_shape``).
+        stage: 1-based stage of the network the unit belongs to (``None`` outside a zoo
+            network); ``keras_resnets.ResidualChain`` reads it.
     """
 
     def __init__(self, filters, strides=1, branch="basic", ordering="post", shortcut="identity",
                  projection="conv", shortcut_scale=None, branch_scale=None, gate_bias=None,
                  shortcut_dropout=None, dropout_rate=0.0, preactivate_shortcut=False,
-                 weight_decay=0.0, conv_bias=False, sync_batchnorm=False, **kwargs):
+                 weight_decay=0.0, conv_bias=False, sync_batchnorm=False, in_filters=None,
+                 stage=None, **kwargs):
         super().__init__(**kwargs)
         if int(filters) != filters or filters < 1 or int(strides) != strides or strides < 1:
             raise ValueError(
@@ -136,7 +179,11 @@ class ResidualUnit(layers.Layer):
             raise ValueError(
                 f"dropout_rate must be in [0, 1) and weight_decay >= 0; "
                 f"got {dropout_rate}, {weight_decay}.")
+        if in_filters is not None and (int(in_filters) != in_filters or in_filters < 1):
+            raise ValueError(f"in_filters must be a positive integer; got {in_filters}.")
         self.filters, self.strides = int(filters), int(strides)
+        self.in_filters = None if in_filters is None else int(in_filters)
+        self.stage = None if stage is None else int(stage)
         self.branch, self.ordering, self.shortcut = branch, ordering, shortcut
         self.shortcut_scale, self.branch_scale = shortcut_scale, branch_scale
         self.gate_bias, self.shortcut_dropout = gate_bias, shortcut_dropout
@@ -154,6 +201,14 @@ class ResidualUnit(layers.Layer):
             shortcut, shortcut_scale=shortcut_scale, branch_scale=branch_scale,
             gate_bias=gate_bias, shortcut_dropout=shortcut_dropout)
         self._shares = None
+
+    @property
+    def changes_shape(self) -> bool:
+        """Whether the output has another shape than the input (stride or width): the first
+        unit of a downsampling or widening stage."""
+        if self.in_filters is None:
+            raise ValueError(f"{self.name}: the input width is unknown until the unit is built.")
+        return changes_shape(self.in_filters, self.filters, self.strides)
 
     def share_with(self, other: "ResidualUnit", batchnorm_variables=()) -> None:
         """Use ``other``'s conv layers instead of new ones, and its BN layers' variables
@@ -175,20 +230,22 @@ class ResidualUnit(layers.Layer):
         return [layer for layer in candidates if isinstance(layer, BatchNormalization)]
 
     def build(self, input_shape):
+        """Create the sub-layers of the three paths (borrowing a sharing unit's convs) and
+        build each from the shape it will see."""
+        self._record_input_width(input_shape[-1])
         other, shared_bn = self._shares() if self._shares else (None, ())
         borrowed = iter(other.convolutions()) if other is not None else None
         shared_pre = self._order.preactivation if self.preactivate_shortcut else ()
-        self.preactivation_layers = [self._norm(word) for word in shared_pre]
+        self.preactivation_layers = [self._ordering_layer(word) for word in shared_pre]
         self.branch_layers = self._branch_ops(len(shared_pre), borrowed)
-        reshapes = self.strides != 1 or input_shape[-1] != self.filters
-        self.shortcut_layers = self._shortcut_ops(reshapes, borrowed)
+        self.shortcut_layers = self._shortcut_ops(self.changes_shape, borrowed)
         self.gate_layer = None
         if self._kind.gated:
             self.gate_layer = self._conv(
                 ConvShape(self.filters, 1, self.strides), borrowed, use_bias=True,
                 activation="sigmoid",
                 bias_initializer=keras.initializers.Constant(self._options["gate_bias"]))
-        self.after_add_layers = [self._norm(word) for word in self._order.after_add]
+        self.after_add_layers = [self._ordering_layer(word) for word in self._order.after_add]
         if other is not None:
             for layer, source in zip(self.batchnorms(), other.batchnorms(), strict=True):
                 layer.share_variables(source, shared_bn)
@@ -199,6 +256,14 @@ class ResidualUnit(layers.Layer):
         build_layers([self.gate_layer] if self.gate_layer else [], shape)
         build_layers(self.after_add_layers, out_shape)
 
+    def _record_input_width(self, width) -> None:
+        """Learn ``in_filters`` from the first input, or refuse an input of another width."""
+        if self.in_filters is None:
+            self.in_filters = int(width)
+        elif width != self.in_filters:
+            raise ValueError(f"{self.name} was built for inputs of {self.in_filters} channels; "
+                             f"got {width}.")
+
     def _branch_ops(self, skip_leading: int, borrowed) -> list:
         """The branch F: each conv wrapped in the ordering's words; dropout between convs."""
         sequence = []
@@ -208,7 +273,7 @@ class ResidualUnit(layers.Layer):
             words = words[skip_leading:] if i == 0 else words
             for word in words:
                 sequence.append(self._conv(shape, borrowed) if word == "conv"
-                                else self._norm(word))
+                                else self._ordering_layer(word))
             if self.dropout_rate and not is_last:
                 sequence.append(layers.Dropout(self.dropout_rate))
         return sequence
@@ -222,13 +287,13 @@ class ResidualUnit(layers.Layer):
         elif reshapes or self._kind.always_project:
             sequence.append(self._conv(ConvShape(self.filters, 1, self.strides), borrowed))
             if not self._order.preactivation:
-                sequence.append(self._norm("bn"))
+                sequence.append(self._ordering_layer("bn"))
         if self._kind.dropout:
             sequence.append(layers.Dropout(self._options["shortcut_dropout"]))
         return sequence
 
-    def _norm(self, word: str):
-        return norm_op(word, synchronized=self.sync_batchnorm)
+    def _ordering_layer(self, word: str):
+        return ordering_layer(word, synchronized=self.sync_batchnorm)
 
     def _conv(self, shape: ConvShape, borrowed, **overrides):
         if borrowed is not None:
@@ -252,14 +317,22 @@ class ResidualUnit(layers.Layer):
         return apply_layers(self.after_add_layers, y, training)
 
     def call(self, inputs, training=None):
+        """``x' = f(merge(h(x), F(x)))``, He et al. 2016 Eq. 1-2."""
         return self.merge(self.parts(inputs, training), training)
 
     def compute_output_shape(self, input_shape):
+        """The input's map subsampled by ``strides``, with ``filters`` channels."""
         batch, height, width = input_shape[:3]
         return (batch, _strided(height, self.strides), _strided(width, self.strides),
                 self.filters)
 
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a unit, from older ``.keras`` files too (``upgrade_config``)."""
+        return super().from_config(upgrade_config(config))
+
     def get_config(self):
+        """The ``__init__`` arguments, so ``from_config`` rebuilds the same unit."""
         config = super().get_config()
         config.update(
             filters=self.filters, strides=self.strides, branch=self.branch,
@@ -268,5 +341,6 @@ class ResidualUnit(layers.Layer):
             branch_scale=self.branch_scale, gate_bias=self.gate_bias,
             shortcut_dropout=self.shortcut_dropout, dropout_rate=self.dropout_rate,
             preactivate_shortcut=self.preactivate_shortcut, weight_decay=self.weight_decay,
-            conv_bias=self.conv_bias, sync_batchnorm=self.sync_batchnorm)
+            conv_bias=self.conv_bias, sync_batchnorm=self.sync_batchnorm,
+            in_filters=self.in_filters, stage=self.stage)
         return config

@@ -33,6 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainers import cli
 from trainers.keras_files import check_keras_file
 
 INPUT_KEY, OUTPUT_KEY = "images", "probabilities"
@@ -50,6 +51,8 @@ class Standardization:
     legacy: bool = False
 
     def check(self, channels: int) -> None:
+        """Refuse a standardisation without one positive std and one mean per channel of the
+        model."""
         if len(self.mean) != channels or len(self.std) != channels:
             raise ValueError(
                 f"The model takes {channels} channels but the standardisation ({self.source}) "
@@ -260,7 +263,8 @@ def export(source, out, mean=None, std=None, overwrite: bool = False,
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    """The flags of ``python -m saved_models.export``."""
+    parser = cli.Parser(
         prog="python -m saved_models.export", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("source", help="a run folder (final.keras + config.json) or a .keras file")
@@ -274,23 +278,24 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    """CLI: 0 when exported, 2 for bad input, 1 when writing failed (one line, no traceback)."""
+    """CLI (``trainers.cli.run_cli``): 0 when exported, 2 for bad input, 1 when writing failed
+    (one ``error:`` line, no traceback)."""
+    return cli.run_cli(_export_command, argv)
+
+
+def _export_command(argv) -> None:
+    """Export the command line's model and say what the SavedModel takes and returns."""
     args = parse_args(argv)
     try:
         manifest = export(args.source, args.out, args.mean, args.std, args.overwrite)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except OSError as error:
-        print(f"error: writing {args.out} failed ({error}); an existing version there is kept.",
-              file=sys.stderr)
-        return 1
+        raise cli.RunFailed(f"writing {args.out} failed ({error}); an existing version there "
+                            f"is kept.") from error
     print(f"Exported {manifest['model']} to {args.out}: signature serving_default, "
           f"{INPUT_KEY} uint8 {manifest['input_shape']} -> {OUTPUT_KEY} "
           f"({manifest['num_classes']} classes).\nStandardisation by the "
           f"{manifest['standardized_by']}: mean {manifest['mean']}, std {manifest['std']} "
           f"({manifest['standardization_source']}).")
-    return 0
 
 
 if __name__ == "__main__":

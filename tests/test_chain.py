@@ -48,6 +48,7 @@ def test_stages_and_transitions_are_recorded():
     chain = ResidualChain(keras_resnets.build("resnet14", input_shape=(16, 16, 3),
                                               downsample="avgpool"))
     assert [b.stage for b in chain.blocks] == [1, 1, 2, 2, 3, 3]
+    assert [b.index_in_stage for b in chain.blocks] == [0, 1, 0, 1, 0, 1]
     assert [len(b.before) for b in chain.blocks] == [3, 0, 1, 0, 1, 0]  # stem, pooling
     assert [layer.name for layer in chain.head_layers] == ["pool", "logits"]
 
@@ -58,6 +59,18 @@ def test_stages_and_classifier_of_jastrzebski_avgpool_net():
     assert [len(b.before) for b in chain.blocks] == [1, 0, 1, 0, 1, 0]  # stem conv, pooling
     assert [layer.name for layer in chain.head_layers] == [
         "final_bn", "final_relu", "pool", "flatten", "logits"]
+
+
+def test_stages_come_from_the_units_not_their_names():
+    import keras
+
+    inputs = keras.Input((8, 8, 16))
+    x = keras_resnets.ResidualUnit(16, stage=1, name="first")(inputs)
+    x = keras_resnets.ResidualUnit(32, strides=2, in_filters=16, stage=2, name="stage9_unit1")(x)
+    x = keras_resnets.ResidualUnit(32, stage=2, name="later")(x)
+    chain = ResidualChain(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)))
+    assert [(b.stage, b.index_in_stage) for b in chain.blocks] == [(1, 0), (2, 0), (2, 1)]
+    assert [b.unit.changes_shape for b in chain.blocks] == [False, True, False]
 
 
 def test_a_model_without_units_is_refused():

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from ports import free_ports
 from trainers.strategy import is_chief, make_strategy
 
 pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
@@ -63,9 +62,9 @@ result["replicas"] = metrics["replicas"]
 """
 
 
-def run_workers(tmp_path, mode, count):
-    """Start ``count`` processes of SCRIPT (a TF_CONFIG cluster when several) and wait."""
-    ports = free_ports(count)
+def run_workers(tmp_path, mode, ports):
+    """Start one process of SCRIPT per port (a TF_CONFIG cluster when several) and wait."""
+    count = len(ports)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     outs, processes = [], []
     try:
@@ -102,8 +101,8 @@ def replicas(weights):
     return grouped
 
 
-def test_mirrored_strategy_over_two_cpus(tmp_path):
-    [(result, weights)] = run_workers(tmp_path, "mirrored", 1)
+def test_mirrored_strategy_over_two_cpus(tmp_path, free_ports):
+    [(result, weights)] = run_workers(tmp_path, "mirrored", free_ports(1))
     assert result["replicas"] == 2
     assert "not divisible by the 2 replicas" in result["bad_batch"]
     assert "--jit-compile does not work with MirroredStrategy over 2 CPU" in result["bad_jit"]
@@ -116,8 +115,9 @@ def test_mirrored_strategy_over_two_cpus(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="collectives over 127.0.0.1")
-def test_multiworker_mirrored_two_workers_agree(tmp_path):
-    (chief, chief_weights), (worker, worker_weights) = run_workers(tmp_path, "multiworker", 2)
+def test_multiworker_mirrored_two_workers_agree(tmp_path, free_ports):
+    (chief, chief_weights), (worker, worker_weights) = run_workers(tmp_path, "multiworker",
+                                                                   free_ports(2))
     assert chief["replicas"] == worker["replicas"] == 2
     assert chief_weights.files == worker_weights.files
     for key in chief_weights.files:

@@ -20,7 +20,6 @@ import keras_resnets
 from experiments import spaces
 from experiments.hypermodel import ZooHyperModel
 from experiments.tune import SweepConfig, main, run_sweep
-from ports import free_ports
 from trainers.config import TrainConfig
 
 pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
@@ -186,7 +185,7 @@ def test_gate_bias_is_conditional_on_a_gated_variant():
     assert (gated.model, gated.model_overrides) == ("preact8-gate-exclusive", {"gate_bias": -6})
 
 
-def test_a_chief_and_a_worker_complete_a_sweep(tmp_path):
+def test_a_chief_and_a_worker_complete_a_sweep(tmp_path, free_ports):
     """KerasTuner's own distribution: the chief serves the oracle on 127.0.0.1, the worker
     trains every trial, then the chief writes the results."""
     space = tmp_path / "space.json"

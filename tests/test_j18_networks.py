@@ -6,7 +6,6 @@ import pytest
 
 import keras_resnets
 from keras_resnets import paper
-from zoo_cache import built
 
 COUNTS = {"j18-resnet110": 1_742_762, "j18-single": 1_829_210, "j18-avgpool": 12_201_310,
           "j18-wrn": 45_732_842}  # the WRN's composition is the zoo's (keras_resnets.registry)
@@ -28,9 +27,9 @@ def convs(model):
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
-def test_parameter_counts_are_the_papers_exactly(name):
+def test_parameter_counts_are_the_papers_exactly(name, zoo_model):
     """Keras's count_params(): conv biases and BN's gamma, beta, moving mean and variance."""
-    model = built(name)  # the classifier keeps its grid, so the count is the 32x32 one
+    model = zoo_model(name)  # the classifier keeps its grid, so the count is the 32x32 one
     assert model.count_params() == COUNTS[name]
     assert keras_resnets.count_parameters(model, include_statistics=True) == COUNTS[name]
     assert paper.PARAMETERS[name].figure == f"{COUNTS[name]:,}"

@@ -7,7 +7,6 @@ import keras_resnets
 from keras_resnets import paper
 from keras_resnets.parameters import count_parameters, format_like
 from keras_resnets.registry import resolve
-from zoo_cache import SMALL_INPUT, built
 
 REQUIRED = [f"{base}{d}" for base in ("resnet", "preact")
             for d in (20, 32, 44, 56, 110, 1202, 164, 1001)] + [
@@ -28,11 +27,11 @@ def test_list_models_has_every_paper_name():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", keras_resnets.list_models())
-def test_every_listed_model_gives_logits(name):
+def test_every_listed_model_gives_logits(name, zoo_model):
     """Untrained deep nets overflow in inference mode (BN's moving statistics are still at
     their initial values), so the forward pass uses batch statistics."""
-    model = built(name)
-    images = np.random.default_rng(0).normal(size=(2, *SMALL_INPUT)).astype("float32")
+    model = zoo_model(name)
+    images = np.random.default_rng(0).normal(size=(2, *model.input_shape[1:])).astype("float32")
     logits = np.asarray(model(images, training=True))
     assert logits.shape == (2, 10)
     assert np.isfinite(logits).all()
@@ -50,19 +49,19 @@ DEEPEST = {"resnet1202", "preact1001", "resnet1001"}  # a minute each to build o
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.slow) if name in DEEPEST else name
     for name in sorted(paper.PARAMETERS)])
-def test_parameter_counts_match_the_papers(name):
+def test_parameter_counts_match_the_papers(name, zoo_model):
     counted = paper.PARAMETERS[name]
-    model = built(name, **counted.overrides)
+    model = zoo_model(name, **counted.overrides)
     count = count_parameters(model, include_batchnorm=counted.include_batchnorm,
                              include_statistics=counted.include_statistics)
     assert format_like(count, counted.figure) == counted.figure, count
 
 
-def test_basic_units_default_to_zero_padding_and_projection_adds_its_weights():
+def test_basic_units_default_to_zero_padding_and_projection_adds_its_weights(zoo_model):
     """He et al. 2015's option A is the default for basic units; a 1x1 projection instead adds
     exactly the two projections' conv + BN weights."""
-    padded = count_parameters(built("resnet20"))
-    projected = count_parameters(built("resnet20", projection="conv"))
+    padded = count_parameters(zoo_model("resnet20"))
+    projected = count_parameters(zoo_model("resnet20", projection="conv"))
     assert padded == 269_722
     assert projected - padded == 16 * 32 + 32 * 64 + 2 * (32 + 64)
 
@@ -77,7 +76,7 @@ def test_default_projection_follows_the_papers(name, projection):
 
 @pytest.mark.parametrize("name, branch, units", [
     ("resnet110", "basic", 18), ("resnet164", "bottleneck", 18), ("preact1001", "bottleneck", 111),
-    ("resnet1202", "basic", 200), ("resnet110-1conv", "single", 36), ("wrn28-10", "basic", 4),
+    ("resnet1202", "basic", 200), ("resnet110-1conv", "1conv", 36), ("wrn28-10", "basic", 4),
     ("resnet56", "basic", 9), ("resnet29", "bottleneck", 3)])
 def test_depth_maps_to_units_per_stage(name, branch, units):
     settings = resolve(name)
@@ -151,12 +150,15 @@ def test_describe_carries_he2015_and_table4_errors():
             for e in d["reference_errors"]] == [8.75, 7.93]
 
 
+SHAPE = (8, 8, 3)
+
+
 def test_standardize_puts_the_input_scaling_inside_the_model():
     mean, std = (120.0, 110.0, 100.0), (60.0, 50.0, 40.0)
-    inside = keras_resnets.build("resnet8", input_shape=SMALL_INPUT, standardize=(mean, std))
-    outside = keras_resnets.build("resnet8", input_shape=SMALL_INPUT)
+    inside = keras_resnets.build("resnet8", input_shape=SHAPE, standardize=(mean, std))
+    outside = keras_resnets.build("resnet8", input_shape=SHAPE)
     outside.set_weights(inside.get_weights())
-    raw = np.random.default_rng(0).uniform(0, 255, (2, *SMALL_INPUT)).astype("float32")
+    raw = np.random.default_rng(0).uniform(0, 255, (2, *SHAPE)).astype("float32")
     np.testing.assert_allclose(inside.predict(raw, verbose=0),
                                outside.predict((raw - mean) / std, verbose=0), atol=1e-5)
     with pytest.raises(ValueError, match="standardize must be \\(mean, std\\) with 3 values"):

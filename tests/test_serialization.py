@@ -1,5 +1,8 @@
 """Layers and models round-trip: get_config, .keras files and TF SavedModel exports."""
 
+import json
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -7,6 +10,7 @@ import tensorflow as tf
 
 import keras_resnets
 from keras_resnets import ResidualUnit, SharedResidualStack, ZeroPadShortcut
+from keras_resnets.units import upgrade_config
 
 IMAGES = np.random.default_rng(2).normal(size=(2, 8, 8, 3)).astype("float32")
 FAMILIES = {  # one model per unit family, each with its own structural feature
@@ -46,6 +50,62 @@ def test_keras_file_round_trip(model, tmp_path):
     np.testing.assert_allclose(loaded(IMAGES), model(IMAGES), atol=1e-5)
     assert keras_resnets.count_parameters(loaded) == keras_resnets.count_parameters(model)
 
+def legacy_copy(path, out):
+    """``path`` (a ``.keras`` file) as the code before issue 10 saved it: units and shared
+    stacks without ``stage`` and ``in_filters``, the one-conv branch called ``single``."""
+    def strip(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in ("ResidualUnit", "SharedResidualStack"):
+                config = node["config"]
+                for key in ("stage", "in_filters"):
+                    config.pop(key, None)
+                for options in (config, config.get("unit_options") or {}):
+                    if options.get("branch") == "1conv":
+                        options["branch"] = "single"
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, list):
+            for value in node:
+                strip(value)
+
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                strip(config)
+                assert "in_filters" not in json.dumps(config)
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    return out
+
+
+def recorded(model) -> list:
+    """What each block of a model says it is, as the analysis reads it."""
+    return [(b.stage, b.index_in_stage, b.unit.in_filters, b.unit.changes_shape, b.unit.branch)
+            for b in keras_resnets.ResidualChain(model).blocks]
+
+
+def test_files_saved_before_units_recorded_their_stage_still_load(model, tmp_path):
+    """Old ``.keras`` files (no ``stage``/``in_filters``, branch ``single``) load with the same
+    outputs and the same stages, widths and shape changes as the model that wrote them."""
+    model.save(tmp_path / "model.keras")
+    old = keras.models.load_model(legacy_copy(tmp_path / "model.keras", tmp_path / "old.keras"))
+    np.testing.assert_allclose(old(IMAGES), model(IMAGES), atol=1e-5)
+    assert recorded(old) == recorded(model)
+    assert None not in [stage for stage, *_ in recorded(old)]
+
+
+def test_upgrade_config_is_the_one_place_old_configs_are_read():
+    unit = {"name": "stage2_unit1", "filters": 32, "branch": "single"}
+    stack = {"name": "stage3_shared", "unit_options": {"branch": "single"}}
+    assert upgrade_config(unit) == {**unit, "stage": 2, "branch": "1conv"}
+    assert upgrade_config(stack) == {**stack, "stage": 3, "unit_options": {"branch": "1conv"}}
+    assert stack["unit_options"] == {"branch": "single"}  # the caller's config is left alone
+    assert upgrade_config({"name": "my_unit"})["stage"] is None
+    assert upgrade_config({"name": "stage2_unit1", "stage": None})["stage"] is None  # new file
+
+
 @pytest.mark.slow
 def test_savedmodel_round_trip(model, tmp_path):
     path = str(tmp_path / "savedmodel")
@@ -60,7 +120,9 @@ def test_savedmodel_round_trip(model, tmp_path):
                  preactivate_shortcut=True, projection="pad"),
     ResidualUnit(16, shortcut="scale", shortcut_scale=0.5, branch_scale=0.5),
     ResidualUnit(16, ordering="preact", conv_bias=True, sync_batchnorm=True),
-    SharedResidualStack(3, 16, share_batchnorm=False, unit_options={"ordering": "preact"}),
+    ResidualUnit(32, strides=2, branch="1conv", in_filters=16, stage=2),
+    SharedResidualStack(3, 16, share_batchnorm=False, unit_options={"ordering": "preact"},
+                        stage=3),
     ZeroPadShortcut(32, 2),
 ])
 def test_get_config_rebuilds_the_same_layer(layer):

@@ -26,7 +26,7 @@ def split(unit, x=X):
 
 
 @pytest.mark.parametrize("ordering", sorted(ORDERINGS))
-@pytest.mark.parametrize("branch, filters", [("basic", 16), ("bottleneck", 64), ("single", 16)])
+@pytest.mark.parametrize("branch, filters", [("basic", 16), ("bottleneck", 64), ("1conv", 16)])
 def test_every_ordering_and_branch_keeps_or_changes_shape(ordering, branch, filters):
     _, y = unit_of(filters=filters, strides=2, branch=branch, ordering=ordering)
     assert y.shape == (2, 4, 4, filters)
@@ -73,6 +73,29 @@ def test_identity_shortcut_unless_shape_changes():
         keras.layers.Conv2D, BatchNormalization]
     preact, _ = unit_of(filters=32, strides=2, ordering="preact")
     assert [type(layer) for layer in preact.shortcut_layers] == [keras.layers.Conv2D]
+
+
+def test_a_unit_records_its_widths_and_whether_it_changes_shape():
+    """A unit built without ``in_filters`` learns it from its input; given, it is checked."""
+    same, _ = unit_of()
+    wider, _ = unit_of(filters=32)
+    strided, _ = unit_of(strides=2)
+    assert [u.in_filters for u in (same, wider, strided)] == [16, 16, 16]
+    assert [u.changes_shape for u in (same, wider, strided)] == [False, True, True]
+    declared = ResidualUnit(32, in_filters=16, stage=2)
+    assert declared.changes_shape and declared.get_config()["stage"] == 2
+    with pytest.raises(ValueError, match="built for inputs of 8 channels; got 16"):
+        ResidualUnit(16, in_filters=8)(X)
+    with pytest.raises(ValueError, match="unknown until the unit is built"):
+        ResidualUnit(16).changes_shape
+
+
+def test_zoo_units_record_stage_and_input_width_from_the_builder():
+    model = keras_resnets.build("resnet14-shared-bn", shared_blocks=1, input_shape=(8, 8, 3))
+    blocks = keras_resnets.ResidualChain(model).blocks
+    assert [(b.unit.stage, b.unit.in_filters, b.unit.changes_shape) for b in blocks] == [
+        (1, 16, False), (1, 16, False), (2, 16, True), (2, 32, False), (3, 32, True),
+        (3, 64, False)]
 
 
 def test_zero_padding_shortcut_is_parameter_free_identity_on_old_channels():
@@ -146,7 +169,7 @@ def test_preact_networks_share_the_first_activation_and_end_with_bn_relu():
 @pytest.mark.parametrize("kwargs, message", [
     ({"filters": 0}, "positive integers"),
     ({"ordering": "sideways"}, "accepted: bn-after-add"),
-    ({"branch": "triple"}, "accepted: basic, bottleneck, single"),
+    ({"branch": "triple"}, "accepted: 1conv, basic, bottleneck"),
     ({"shortcut": "identity", "gate_bias": -6}, "takes no gate_bias"),
     ({"shortcut": "dropout", "shortcut_dropout": 1.0}, "[0, 1)"),
     ({"branch": "bottleneck", "filters": 30}, "divisible by 4"),

@@ -24,6 +24,7 @@ import pandas as pd
 
 import keras_resnets
 from keras_resnets.augment import PadCropFlip
+from trainers import cli
 from trainers.cifar_files import CIFAR_FILES, find_cifar_files, read_arrays
 from trainers.config import TrainConfig
 from trainers.schedule import make_schedule
@@ -121,33 +122,39 @@ def train_arrays(config: TrainConfig, data: dict) -> dict:
     return metrics
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainers.array_fit",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="preact20")
-    parser.add_argument("--dataset", default="cifar10", choices=list(CIFAR_FILES))
-    parser.add_argument("--data-dir", required=True, help="folder with the CIFAR python batches")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--epochs", type=int, help="shorten the recipe (default: 164)")
+# The TrainConfig fields this trainer takes as flags; the rest are the he2016 recipe's.
+FLAGS = ("model", "dataset", "data_dir", "out", "epochs", "batch_size", "train_size", "test_size",
+         "steps_per_execution", "seed")
+HELP = {"model": "zoo model name (keras_resnets.list_models())",
+        "data_dir": "folder with the CIFAR python batches",
+        "out": "run folder: config.json, history.csv, metrics.json, MODEL.weights.h5",
+        "epochs": f"shorten the recipe (default: {RECIPE_EPOCHS})",
+        "train_size": "keep the first N training images",
+        "test_size": "keep the first N test images"}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m trainers.array_fit``: the config flags it supports."""
+    parser = cli.Parser(prog="python -m trainers.array_fit", description=__doc__.split("\n\n")[0])
+    cli.add_config_flags(parser, TrainConfig, HELP, only=FLAGS,
+                         custom={"dataset": {"choices": list(CIFAR_FILES)},
+                                 "data_dir": {"required": True}, "out": {"required": True}})
     parser.add_argument("--time-budget", type=float,
                         help="seconds: choose the epochs that fit (instead of --epochs)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--train-size", type=int, help="keep the first N training images")
-    parser.add_argument("--test-size", type=int, help="keep the first N test images")
-    parser.add_argument("--steps-per-execution", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        data = load_cifar(args.dataset, args.data_dir, args.train_size, args.test_size)
-        config = TrainConfig.for_recipe("he2016", model=args.model, dataset=args.dataset,
-                                        data_dir=args.data_dir, out=args.out, seed=args.seed,
-                                        train_size=args.train_size, test_size=args.test_size,
-                                        batch_size=args.batch_size,
-                                        steps_per_execution=args.steps_per_execution,
-                                        epochs=args.epochs or RECIPE_EPOCHS)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def main(argv=None) -> int:
+    """CLI (``trainers.cli.run_cli``): 0 trained, 1 a write failed, 2 bad input."""
+    return cli.run_cli(_fit_command, argv)
+
+
+def _fit_command(argv) -> None:
+    """Check the flags, load the arrays, fit (for ``--time-budget`` seconds) and print metrics."""
+    args = make_parser().parse_args(argv)
+    values = cli.flag_values(TrainConfig, args)
+    config = TrainConfig.for_recipe("he2016", **{**values, "epochs": args.epochs or RECIPE_EPOCHS})
+    data = load_cifar(config.dataset, config.data_dir, config.train_size, config.test_size)
     if args.time_budget:
         step = seconds_per_step(config, data)
         steps = steps_per_epoch(data, config.batch_size)
@@ -155,9 +162,7 @@ def main(argv=None) -> int:
                                           len(data["test"][0]) / len(data["train"][0]))
         print(f"{step * 1000:.2f} ms/step -> {config.epochs} epochs fit {args.time_budget:.0f} s",
               flush=True)
-    metrics = train_arrays(config, data)
-    print(json.dumps(metrics))
-    return 0
+    print(json.dumps(train_arrays(config, data)))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val
 
 
 def finite_loss(logs) -> bool:
+    """Whether an epoch's or batch's logs hold a finite loss (or none): every writer here skips
+    the others."""
     loss = (logs or {}).get("loss")
     return loss is None or math.isfinite(float(loss))
 
@@ -36,9 +38,11 @@ class DivergenceGuard(keras.callbacks.Callback):
         self.diverged = None  # (epoch, batch, loss) once the loss is not finite
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Remember the epoch, to say where the loss stopped being finite."""
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        """Stop training at a NaN or infinite batch loss, recording epoch, batch and loss."""
         if not finite_loss(logs):
             self.diverged = (self.epoch + 1, batch + 1, float(logs["loss"]))
             self.model.stop_training = True
@@ -59,13 +63,17 @@ class EpochHistory(keras.callbacks.Callback):
         self._start = self._train_end = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's clock."""
         self._start, self._train_end = time.perf_counter(), None
 
     def on_test_begin(self, logs=None):
+        """Stop the training clock when validation starts, so images/s counts training only."""
         if self._start is not None and self._train_end is None:
             self._train_end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        """Write the epoch's row (replacing any row from an earlier try of it), unless the loss
+        diverged."""
         if not finite_loss(logs):  # a diverged epoch is not part of the run's history
             return
         now = time.perf_counter()
@@ -115,6 +123,7 @@ class EpochScalars(keras.callbacks.Callback):
         return self._writers[run]
 
     def on_epoch_end(self, epoch, logs=None):
+        """Write the epoch's finite metrics and learning rate to the train and validation runs."""
         if not finite_loss(logs):
             return
         values = dict(logs or {}, learning_rate=float(self.model.optimizer.learning_rate))
@@ -127,6 +136,7 @@ class EpochScalars(keras.callbacks.Callback):
             writer.flush()
 
     def on_train_end(self, logs=None):
+        """Close the event files, so the last epoch's scalars reach the disk."""
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
@@ -141,6 +151,8 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
         self.folder, self.every, self.keep = Path(folder), every, keep
 
     def on_epoch_end(self, epoch, logs=None):
+        """Save the weights every ``every`` epochs while the loss is finite; drop the oldest
+        beyond ``keep``."""
         if (epoch + 1) % self.every or not finite_loss(logs):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -165,6 +177,8 @@ class EpochBackup(keras.callbacks.Callback):
         self.folder, self.writer = Path(folder), writer
 
     def on_epoch_end(self, epoch, logs=None):
+        """Save the epoch's weights, then name them in ``latest.json`` atomically: the epoch is
+        done."""
         if not self.writer or not finite_loss(logs):
             return
         self.folder.mkdir(parents=True, exist_ok=True)

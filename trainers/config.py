@@ -77,11 +77,11 @@ class TrainConfig(JsonConfig):
     learning_rate: float = 0.1  # at REFERENCE_BATCH; scaled by batch_size / REFERENCE_BATCH
     momentum: float = 0.9
     weight_decay: float = 1e-4  # SGD weight decay, as an L2 penalty on conv/dense kernels
-    lr_drops: tuple = (0.5, 0.75)  # fractions of training where the learning rate drops
+    lr_drops: tuple[float, ...] = (0.5, 0.75)  # fractions of training where the learning rate drops
     lr_drop_factor: float = 0.1
     # The rate after each drop as a multiple of learning_rate, one per drop (uneven drops,
     # Jastrzebski et al. 2018); replaces lr_drop_factor. None: lr_drop_factor at every drop.
-    lr_multipliers: tuple | None = None
+    lr_multipliers: tuple[float, ...] | None = None
     warmup_iterations: int | None = None  # None: 400 of 64k, scaled with a shortened recipe
     warmup_learning_rate: float = 0.01
     augment: bool = True
@@ -178,6 +178,7 @@ class TrainConfig(JsonConfig):
 
     @property
     def scaled_learning_rate(self) -> float:
+        """``learning_rate`` scaled linearly from the papers' batch of 128 to ``batch_size``."""
         return self.learning_rate * self.batch_size / REFERENCE_BATCH
 
     def resolved_warmup_iterations(self, steps_per_epoch: int) -> int:
@@ -192,6 +193,8 @@ class TrainConfig(JsonConfig):
 
     @property
     def scaled_warmup_learning_rate(self) -> float:
+        """``warmup_learning_rate`` scaled linearly from the papers' batch of 128 to
+        ``batch_size``."""
         return self.warmup_learning_rate * self.batch_size / REFERENCE_BATCH
 
     def resolved_epochs(self, steps_per_epoch: int) -> int:

@@ -57,10 +57,12 @@ class Data:
     std: tuple  # standardisation (its ``standardize`` layer)
 
     def steps_per_epoch(self, batch_size: int) -> int:
+        """Training steps per epoch: the full batches of ``batch_size`` in the training split."""
         return self.train_examples // batch_size
 
     @property
     def train(self) -> tf.data.Dataset:
+        """Epoch 0's training batches, for one-pass users (analysis, benchmarks)."""
         return self.epochs(0, 1)
 
 
@@ -267,6 +269,8 @@ def network_available(timeout: float = 3.0) -> bool:
 
 
 def missing_data_message(dataset: str, data_dir: str | None) -> str:
+    """The error an offline run gets without data: every way to point ``--data-dir`` at it, and
+    how to download."""
     where = f"in --data-dir {data_dir}" if data_dir else "locally (no --data-dir given)"
     files = CIFAR_FILES.get(dataset)
     cifar = (f" (b) a folder holding the official archive {files['archive']}, (c) a folder "
@@ -284,6 +288,7 @@ def missing_data_message(dataset: str, data_dir: str | None) -> str:
 
 
 def read_splits(config: TrainConfig, source: Source) -> Splits:
+    """The raw train and test splits from ``source``: synthetic, CIFAR pickles or TFDS."""
     if source.kind == "synthetic":
         return synthetic_splits(config)
     if source.kind == "pickle":
@@ -299,6 +304,8 @@ def read_cifar_pickles(dataset: str, path: Path) -> Splits:
 
 
 def read_tfds(dataset: str, source: Source) -> Splits:
+    """The train and test (else validation) splits of a TFDS dataset, prepared or downloaded as
+    ``source`` says."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(dataset, data_dir=source.data_dir)

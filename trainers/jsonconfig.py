@@ -10,10 +10,12 @@ class JsonConfig:
     atomic ``save`` so a run killed while saving never leaves half a config behind."""
 
     def to_json(self) -> str:
+        """Every field as sorted, indented JSON: the exact config a run folder records."""
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str):
+        """The config from its JSON; unknown keys are refused, not silently dropped."""
         data = json.loads(text)
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -21,6 +23,7 @@ class JsonConfig:
         return cls(**data)
 
     def save(self, path) -> None:
+        """Write the JSON to ``path`` atomically (temporary file, then rename)."""
         path = Path(path)
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(self.to_json() + "\n")
@@ -28,4 +31,5 @@ class JsonConfig:
 
     @classmethod
     def load(cls, path):
+        """The config saved at ``path``."""
         return cls.from_json(Path(path).read_text())

@@ -39,6 +39,7 @@ class Ledger:
 
     @property
     def history_dir(self) -> Path:
+        """Where each recorded run's per-epoch history is kept, beside the ledger."""
         return self.path.parent / "history"
 
     def rows(self) -> pd.DataFrame:

@@ -15,12 +15,10 @@ refuses it rather than skip the measurements.
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import shutil
 import sys
 import tempfile
-import types
 from pathlib import Path
 
 import keras
@@ -28,6 +26,7 @@ import keras_resnets
 from trainers import compat
 from keras_resnets.registry import resolve
 from trainers import callbacks as run_callbacks
+from trainers import cli
 from trainers import data as data_lib
 from trainers.config import RECIPES, TrainConfig
 from trainers.folders import check_writable_folder
@@ -77,7 +76,7 @@ RESERVED_OVERRIDES = {"num_classes": "the dataset", "input_shape": "the dataset"
                       "standardize": "the training split's per-channel statistics"}
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(cli.RunFailed):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -126,6 +125,7 @@ def make_callbacks(config: TrainConfig, run_dir, steps_per_epoch, extra=()) -> l
 
 
 def backup_dir(config: TrainConfig) -> Path:
+    """The run's ``backup/`` folder: the last finished epoch's weights, to resume from."""
     return Path(config.out) / "backup"
 
 
@@ -290,6 +290,8 @@ def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, repli
 
 
 def next_steps(run_dir: Path, model: str) -> str:
+    """What a finished run prints: where its results are and the commands that export and analyse
+    it."""
     return (f"\nResults in {run_dir}/ (metrics.json, history.csv, final.keras, tensorboard/).\n"
             f"Next:\n  python -m saved_models.export {run_dir} --out saved_models/{model}/1\n"
             f"  python -m analysis.run {run_dir}\n"
@@ -303,55 +305,38 @@ def next_steps(run_dir: Path, model: str) -> str:
 def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """One flag per ``TrainConfig`` field (``--batch-size`` for ``batch_size``); a flag left out
     keeps the recipe's value."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    defaults = TrainConfig()
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        shown = "runs/{model}-{dataset}" if field.name == "out" else json.dumps(default)
-        options = {"dest": field.name, "default": argparse.SUPPRESS,
-                   "help": f"{FLAG_HELP.get(field.name, '')} (default: {shown})".lstrip()}
-        if field.name == "recipe":
-            options["choices"] = list(RECIPES)
-        parser.add_argument(flag, **options, **_flag_kind(field, default))
+    parser = cli.Parser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_train_flags(parser)
     return parser
 
 
-def _flag_kind(field, default) -> dict:
-    kind = field.type
-    if isinstance(kind, types.UnionType):  # int | None, str | None
-        kind = next(k for k in kind.__args__ if k is not type(None))
-    if kind is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    if kind is dict:
-        return {"type": json.loads, "metavar": "JSON"}
-    if kind is tuple:
-        return {"type": float, "nargs": "+", "metavar": "FRACTION"}
-    return {"type": kind}
+def add_train_flags(parser: argparse.ArgumentParser, skip=()) -> None:
+    """The trainer's flags, ``skip`` aside, on ``parser`` (also ``experiments.tune``'s)."""
+    cli.add_config_flags(parser, TrainConfig, FLAG_HELP, skip=skip, suppress_defaults=True,
+                         custom={"recipe": {"choices": list(RECIPES)},
+                                 "out": {"help": "run folder (default: runs/{model}-{dataset})"}})
 
 
 def config_from_args(argv=None, prog: str = PROG) -> TrainConfig:
-    given = vars(make_parser(prog).parse_args(argv))
+    """The ``TrainConfig`` of a command line: its recipe with the flags given on top."""
+    given = cli.flag_values(TrainConfig, make_parser(prog).parse_args(argv))
     given.setdefault("out", "runs/{}-{}".format(given.get("model", TrainConfig.model),
                                                 given.get("dataset", TrainConfig.dataset)))
     return TrainConfig.for_recipe(given.pop("recipe", "he2016"), **given)
 
 
 def main(argv=None, recorder=None, prog: str = PROG) -> int:
-    """CLI: 0 when the run finished, 1 when it diverged, 2 for bad settings (no traceback).
-    ``recorder`` and ``prog``: ``analysis.record``'s CLI, these flags with the measurements."""
-    try:
-        config = config_from_args(argv, prog)
-        metrics = train(config, recorder=recorder)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    """CLI (``trainers.cli.run_cli``): 0 when the run finished, 1 when it diverged or a write
+    failed, 2 for bad settings, with one ``error:`` line. ``recorder`` and ``prog``:
+    ``analysis.record``'s CLI, these flags with the measurements."""
+    return cli.run_cli(_train_command, argv, recorder, prog)
+
+
+def _train_command(argv, recorder, prog: str) -> None:
+    """Train the command line's config and print its test error."""
+    metrics = train(config_from_args(argv, prog), recorder=recorder)
     print(f"test error {metrics['test_error']:.2f}% ({metrics['model']} on "
           f"{metrics['dataset']}, {metrics['epochs']} epochs)")
-    return 0
 
 
 if __name__ == "__main__":

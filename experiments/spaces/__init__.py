@@ -56,10 +56,12 @@ class Dimension:
 
     @property
     def is_int(self) -> bool:
+        """Whether the range is over integers (bounds and step all integers), for ``hp.Int``."""
         return all(isinstance(v, int) for v in (self.min, self.max, self.step or 1))
 
     @property
     def swept(self) -> bool:
+        """Whether the tuner chooses a value (a range or several values), not fixed."""
         return self.values is None or len(self.values) > 1
 
     def candidates(self) -> tuple:
@@ -85,6 +87,7 @@ class Dimension:
         return kind(self.name, self.min, self.max, step=self.step, sampling=self.sampling)
 
     def to_json(self):
+        """The JSON form the dimension was parsed from: a value, a list or a range dict."""
         if self.values is not None:
             return self.values[0] if len(self.values) == 1 else list(self.values)
         spec = {"min": self.min, "max": self.max, "step": self.step, "sampling": self.sampling}
@@ -136,6 +139,7 @@ class SearchSpace:
     recipe: dict
 
     def dimensions(self) -> dict:
+        """Every dimension, model and recipe, by name."""
         return {**self.model, **self.recipe}
 
     def condition(self, name: str) -> tuple[str, tuple] | None:
@@ -153,6 +157,7 @@ class SearchSpace:
         return condition is None or values[condition[0]] in condition[1]
 
     def to_json(self) -> dict:
+        """The space as JSON, ``{"model": ..., "recipe": ...}``, in one canonical form."""
         return {part: {name: dim.to_json() for name, dim in getattr(self, part).items()}
                 for part in ("model", "recipe")}
 
