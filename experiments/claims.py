@@ -21,6 +21,7 @@ from analysis.report import markdown_table
 
 REPRODUCED, NOT_REPRODUCED, UNTESTABLE = ("reproduced", "not reproduced",
                                           "not testable at this scale")
+CLASSES = {"cifar100": 100}  # datasets with other than 10 classes
 NOISE = 1.0  # test-error points two single-seed runs may differ by with no real effect
 REFINING = ("j18-resnet110", "j18-wrn")  # 1x1 shortcut convs in the main path
 SINGLE = ("j18-single", "j18-avgpool")  # no (or pooling-only) shape changes
@@ -51,6 +52,11 @@ class Measured:
         """The model's own accuracy on ``split``, from ``network``'s ``summary.json``."""
         summary = json.loads((self.out / network / "summary.json").read_text())
         return summary["splits"][split]["accuracy"]
+
+    def chance(self, network: str) -> float:
+        """Chance accuracy on ``network``'s dataset (CIFAR-100: 1%; the others: 10 classes)."""
+        summary = json.loads((self.out / network / "summary.json").read_text())
+        return 1 / CLASSES.get(summary.get("dataset"), 10)
 
     def sharing(self, name: str) -> pd.DataFrame | None:
         """A table the sharing experiment wrote (``sharing/NAME.csv``), or ``None`` if it did not
@@ -140,7 +146,7 @@ def l2_milder(measured):
 
 def _kept(measured, net, rows) -> pd.Series:
     """Share of the above-chance accuracy kept when each block is dropped."""
-    chance = 1 / 10
+    chance = measured.chance(net)
     return (rows["drop_accuracy"] - chance) / (measured.accuracy(net) - chance)
 
 
