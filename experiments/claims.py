@@ -10,6 +10,7 @@ unrolling scale, which the paper does not give, is chosen on the training split 
 training loss after the extra steps), never on test numbers.
 """
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,8 +83,14 @@ def _per_network(measured: Measured, networks, column: str, check) -> tuple[str,
     ``networks``: reproduced when all pass; not testable when none was measured."""
     results = {net: check(net, rows) for net in networks
                if (rows := measured.blocks(net, column)) is not None}
+    return _all_networks(results, f"not measured ({', '.join(networks)})")
+
+
+def _all_networks(results: dict, missing: str) -> tuple[str, str]:
+    """``{network: (passed, text)}`` -> reproduced when every network passes; not testable,
+    saying ``missing``, when there is none."""
     if not results:
-        return UNTESTABLE, f"not measured ({', '.join(networks)})"
+        return UNTESTABLE, missing
     text = "; ".join(f"{net}: {detail}" for net, (_, detail) in results.items())
     return (REPRODUCED if all(ok for ok, _ in results.values()) else NOT_REPRODUCED), text
 
@@ -194,9 +201,9 @@ def _last_blocks(measured, column: str):
     frame = measured.frame("j18-resnet110", "borderline")
     if frame is None:
         return None
-    return {group: (rows.sort_values("block")[column].iloc[0],
-                    rows.sort_values("block")[column].iloc[-1], int(rows["examples"].iloc[0]))
-            for group, rows in frame.groupby("group", sort=False)}
+    ordered = frame.sort_values("block")
+    return {group: (rows[column].iloc[0], rows[column].iloc[-1], int(rows["examples"].iloc[0]))
+            for group, rows in ordered.groupby("group", sort=False)}
 
 
 def borderline_corrected(measured):
@@ -239,34 +246,37 @@ def _ends(rows, alpha, group, column):
     return line[column].iloc[0], line[column].iloc[-1], line
 
 
-def unroll_train_loss(measured):
+def _at_chosen_scale(judge):
+    """Give an unrolling claim ``judge(train, test, alpha)`` the scaled-update rows of both
+    splits and the scale chosen on the training loss; not testable when not measured."""
+    @functools.wraps(judge)
+    def judged(measured):
+        chosen = unroll_scale(measured)
+        if chosen is None:
+            return UNTESTABLE, "unrolling not measured on both splits"
+        return judge(*chosen)
+    return judged
+
+
+@_at_chosen_scale
+def unroll_train_loss(train, test, alpha):
     """Fig. 7: unrolling the last block at the chosen scale lowers the training loss."""
-    chosen = unroll_scale(measured)
-    if chosen is None:
-        return UNTESTABLE, "unrolling not measured on both splits"
-    train, _, alpha = chosen
     start, end, _ = _ends(train, alpha, "all", "loss")
     return (REPRODUCED if end < start else NOT_REPRODUCED,
             f"alpha {alpha:g}: train loss {start:.4f} -> {end:.4f}")
 
 
-def unroll_test_loss(measured):
+@_at_chosen_scale
+def unroll_test_loss(train, test, alpha):
     """Fig. 7: the same unrolling raises the test loss."""
-    chosen = unroll_scale(measured)
-    if chosen is None:
-        return UNTESTABLE, "unrolling not measured on both splits"
-    _, test, alpha = chosen
     start, end, _ = _ends(test, alpha, "all", "loss")
     return (REPRODUCED if end > start else NOT_REPRODUCED,
             f"alpha {alpha:g}: test loss {start:.4f} -> {end:.4f}")
 
 
-def unroll_borderline(measured):
+@_at_chosen_scale
+def unroll_borderline(train, test, alpha):
     """Fig. 7: the same unrolling makes borderline test examples more often correct."""
-    chosen = unroll_scale(measured)
-    if chosen is None:
-        return UNTESTABLE, "unrolling not measured on both splits"
-    _, test, alpha = chosen
     start, end, line = _ends(test, alpha, "borderline", "accuracy")
     examples = int(line["examples"].iloc[0])
     if examples == 0:
@@ -276,12 +286,9 @@ def unroll_borderline(measured):
             f"{100 * end:.1f}%")
 
 
-def unroll_cosine(measured):
+@_at_chosen_scale
+def unroll_cosine(train, test, alpha):
     """Fig. 7: the cosine stays negative at every unrolled step."""
-    chosen = unroll_scale(measured)
-    if chosen is None:
-        return UNTESTABLE, "unrolling not measured on both splits"
-    _, test, alpha = chosen
     line = _ends(test, alpha, "all", "cosine")[2]["cosine"].dropna()
     return (REPRODUCED if (line < 0).all() else NOT_REPRODUCED,
             f"alpha {alpha:g}: {(line < 0).sum()} of {len(line)} steps negative")
@@ -399,10 +406,7 @@ def cosine_during_training(measured):
         return ((means < 0).all(), f"mean over blocks < 0 at {(means < 0).sum()} of "
                                    f"{len(means)} epochs after the first")
     results = {net: result for net in ALL if (result := check(net, None)) is not None}
-    if not results:
-        return UNTESTABLE, "not recorded after the first epoch"
-    text = "; ".join(f"{net}: {detail}" for net, (_, detail) in results.items())
-    return (REPRODUCED if all(ok for ok, _ in results.values()) else NOT_REPRODUCED), text
+    return _all_networks(results, "not recorded after the first epoch")
 
 
 CLAIMS = (

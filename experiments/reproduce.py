@@ -263,7 +263,7 @@ def analyse_network(config: ReproduceConfig, network: str) -> None:
     analysis there was made with the same settings."""
     settings = analysis_settings(config, network)
     target = Path(config.out) / network
-    if not settings or _recorded_settings(target) == settings:
+    if not settings or _analysed_with(target, settings):
         return
     run_dir = train_config(config, network).out
     if not (Path(run_dir) / "final.keras").is_file():
@@ -273,14 +273,13 @@ def analyse_network(config: ReproduceConfig, network: str) -> None:
     analyze_run(AnalysisConfig(run_dir=run_dir, out=str(target), **settings))
 
 
-def _recorded_settings(folder: Path) -> dict | None:
+def _analysed_with(folder: Path, settings: dict) -> bool:
+    """Whether ``folder/analysis_config.json`` records every one of ``settings``."""
     path = folder / "analysis_config.json"
     if not path.is_file():
-        return None
+        return False
     recorded = json.loads(path.read_text())
-    return {key: recorded.get(key) for key in
-            ("split", "measures", "limit", "batch_size", "alphas", "steps", "updates",
-             "last_blocks")}
+    return all(recorded.get(key) == value for key, value in settings.items())
 
 
 def full_scale_command(config: ReproduceConfig) -> str:

@@ -175,9 +175,10 @@ def run_sharing(config: SharingConfig, train_fn=None) -> pd.DataFrame:
         train_one(functools.partial(train_fn, callbacks=[ratio]), run, ledger)
         if ratio.history:
             _save_ratios(out, label, run.model, ratio.history)
-    table = pd.DataFrame([_result_row(ledger, label, run) for label, run in runs.items()],
-                         columns=list(COLUMNS))
-    histories = {f"{label}: {run.model}": _history(ledger, run) for label, run in runs.items()}
+    histories = {label: _history(ledger, run) for label, run in runs.items()}
+    table = pd.DataFrame([_result_row(ledger, label, run, histories[label])
+                          for label, run in runs.items()], columns=list(COLUMNS))
+    histories = {f"{label}: {run.model}": histories[label] for label, run in runs.items()}
     write_results(config, table, histories, pd.concat(norms, ignore_index=True))
     return table
 
@@ -212,9 +213,9 @@ def _history(ledger, run) -> pd.DataFrame:
     return read_history(ledger.history_dir / f"{run_name(run)}.csv")
 
 
-def _result_row(ledger, label: str, run) -> dict:
-    """The table row of one run, from the ledger and its recorded history."""
-    entry, history = ledger.lookup(run) or {}, _history(ledger, run)
+def _result_row(ledger, label: str, run, history: pd.DataFrame) -> dict:
+    """The table row of one run, from the ledger and its recorded ``history``."""
+    entry = ledger.lookup(run) or {}
     finished = not history.empty
     return {"label": label, "model": run.model, "overrides": json.dumps(run.model_overrides),
             "parameters": entry.get("parameters"),
