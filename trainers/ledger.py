@@ -90,8 +90,13 @@ class Ledger:
 
 def is_finished(entry: dict) -> bool:
     """A ledger row with a finite test error (a diverged run has none)."""
-    error = entry.get("test_error")
-    return entry.get("outcome") == "finished" and error is not None and math.isfinite(error)
+    return entry.get("outcome") == "finished" and _finite_error(entry)
+
+
+def _finite_error(result: dict) -> bool:
+    """Whether ``result`` (a ledger row or ``metrics.json``) has a finite test error."""
+    error = result.get("test_error")
+    return error is not None and math.isfinite(error)
 
 
 def folder_result(run_dir: Path) -> tuple[str, dict] | None:
@@ -100,9 +105,8 @@ def folder_result(run_dir: Path) -> tuple[str, dict] | None:
     metrics_path, marker = run_dir / "metrics.json", run_dir / "diverged.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
-        error = metrics.get("test_error")
-        finite = error is not None and math.isfinite(error) and not metrics.get("diverged")
-        return ("finished" if finite else "diverged"), metrics
+        finished = _finite_error(metrics) and not metrics.get("diverged")
+        return ("finished" if finished else "diverged"), metrics
     if marker.is_file():
         return "diverged", json.loads(marker.read_text())
     return None
