@@ -42,10 +42,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis.plots import plot_ablation
+from analysis.plots import plot_ablation, plot_training_curves
 from keras_resnets.names import parse_name
 from keras_resnets.paper import RESULTS, PaperResult
 from trainers import cli
+from trainers.callbacks import read_history
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
 from trainers.jsonconfig import JsonConfig
 from trainers.ledger import Ledger, folder_result, is_finished
@@ -392,7 +393,26 @@ def write_results(config: AblationConfig, rows: list[AblationRow],
         scale = " (reduced scale)" if reduced_scale(config, rows) else ""
         plot_ablation(table, out / "results.png",
                       f"He et al. 2016, Table {config.table}: test error{scale}")
+        histories = row_histories(config, rows)
+        if histories:
+            plot_training_curves(histories, out / "curves.png",
+                                 f"He et al. 2016, Table {config.table}: error per epoch of each "
+                                 f"row's seed-0 run{scale}")
     return table
+
+
+def row_histories(config: AblationConfig, rows: list[AblationRow]) -> dict:
+    """``{row name: history}`` of each row's seed-0 run that has one: the ledger's copy, else
+    the run folder's ``history.csv``."""
+    histories = {}
+    for row in rows:
+        name = row.run_name(0)
+        for path in (ledger_of(config).history_dir / f"{name}.csv",
+                     runs_dir(config) / name / "history.csv"):
+            if path.is_file():
+                histories[row.name] = read_history(path)
+                break
+    return histories
 
 
 # ---------------------------------------------------------------------------------------------

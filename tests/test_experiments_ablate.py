@@ -29,7 +29,8 @@ class StubTrainer:
             raise TrainingDiverged("Training diverged: the loss became nan at epoch 1, batch 3")
         metrics = {"test_error": 10.0 + len(self.calls) % 7 + config.seed, "parameters": 1234}
         Path(config.out).mkdir(parents=True, exist_ok=True)
-        (Path(config.out) / "history.csv").write_text(f"epoch,loss\n1,{config.seed + 2.5}\n")
+        (Path(config.out) / "history.csv").write_text(
+            f"epoch,loss,accuracy,val_error\n1,{config.seed + 2.5},0.5,{metrics['test_error']}\n")
         (Path(config.out) / "metrics.json").write_text(json.dumps(metrics))
         return metrics
 
@@ -134,6 +135,18 @@ def test_plot_and_config_are_written(stub_sweep):
     assert (saved.table, saved.depth, saved.epochs, saved.dataset) == (1, 8, 1, "synthetic")
 
 
+def test_curves_show_each_rows_seed0_history(stub_sweep):
+    tmp_path, _, _ = stub_sweep
+    histories = ablate.row_histories(config(tmp_path), select_rows(config(tmp_path)))
+    assert "resnet8-scale0" not in histories, "a diverged stub run leaves no history"
+    assert len(histories) == 10
+    seed0 = json.loads((tmp_path / "table1" / "runs" / "resnet8-seed0" / "metrics.json")
+                       .read_text())["test_error"]
+    assert list(histories["resnet8"]["val_error"]) == [seed0]
+    png = (tmp_path / "table1" / "curves.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
 def test_rerun_skips_finished_and_diverged_runs(stub_sweep):
     tmp_path, _, table = stub_sweep
     again = StubTrainer()
@@ -202,7 +215,8 @@ def test_the_ledger_alone_completes_a_table_from_a_fresh_clone(stub_sweep, tmp_p
     assert set(ledger["run"]) >= {Path(c.out).name for c in trainer.calls}
     assert set(ledger["outcome"]) == {"finished", "diverged"}
     assert TrainConfig.from_json(ledger["config"][0]).model == ledger["model"][0]
-    assert (out / "history" / "resnet8-seed1.csv").read_text() == "epoch,loss\n1,3.5\n"
+    run_history = stub_sweep[0] / "table1" / "runs" / "resnet8-seed1" / "history.csv"
+    assert (out / "history" / "resnet8-seed1.csv").read_text() == run_history.read_text()
     again = StubTrainer()
     pd.testing.assert_frame_equal(run_ablation(config(tmp_path), again), table)
     assert again.calls == []

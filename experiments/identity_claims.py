@@ -1,0 +1,166 @@
+"""He et al. 2016's claims (papers.md, section 1: Tables 1-3) judged from the tables that
+``experiments.ablate`` wrote into a study folder (``table{1,2,3}/results.csv`` and the shared
+ledger ``runs.csv``).
+
+Each claim says that one row has a lower final-epoch test error than some others. Its margin is
+the best competitor's error minus the claimed winner's; a margin smaller than the noise threshold
+is "cannot tell at this scale". The threshold is the larger of ``NOISE`` (assumed) and the
+measured seed-to-seed range of the model the study trained with the most seeds, so that one-seed
+rows are never judged on a difference that reseeding alone produces. Rows not trained yet make
+their claims "pending". Nothing here reads anything but final-epoch test errors.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from trainers.ledger import Ledger
+from trainers.tables import markdown_table
+
+NOISE = 1.0  # test-error points two single-seed runs are assumed to differ by with no effect
+HOLDS, FAILS, UNTOLD, PENDING = ("holds", "does not hold", "cannot tell at this scale",
+                                 "pending")
+MARKERS = ("<!-- he2016 results -->", "<!-- /he2016 results -->")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``better`` has a lower test error than every row in ``worse`` (``(table, row)`` keys)."""
+
+    text: str
+    better: tuple
+    worse: tuple
+
+
+CLAIMS = (
+    Claim("Table 1: the identity shortcut (original) beats every other shortcut",
+          (1, 1), tuple((1, row) for row in range(2, 12))),
+    Claim("Table 1: scaling the shortcut (0.5 on both paths) hurts", (1, 1), ((1, 4),)),
+    Claim("Table 1: exclusive gating is worse with b_g = 0 than with b_g = -6", (1, 6), ((1, 5),)),
+    Claim("Table 1: shortcut-only gating is worse with b_g = 0 than with b_g = -6",
+          (1, 9), ((1, 8),)),
+    Claim("Table 1: a 1x1 conv shortcut is worse than the identity", (1, 1), ((1, 10),)),
+    Claim("Table 1: a dropout shortcut is worse than the identity", (1, 1), ((1, 11),)),
+    Claim("Table 2: full pre-activation beats every other placement", (2, 5),
+          ((2, 1), (2, 2), (2, 3), (2, 4))),
+    Claim("Table 2: BN after addition is worse than the original unit", (2, 1), ((2, 2),)),
+    Claim("Table 2: ReLU before addition is worse than the original unit", (2, 1), ((2, 3),)),
+    Claim("Table 3: pre-activation beats the original unit (two convs per unit)", (3, 4),
+          ((3, 3),)),
+    Claim("Table 3: pre-activation beats the original unit (one conv per unit)", (3, 2),
+          ((3, 1),)),
+)
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """The final test errors of the study's most-seeded model (``errors`` sorted)."""
+
+    model: str
+    errors: tuple
+
+    @property
+    def range(self) -> float:
+        """Largest minus smallest error (nan with fewer than two seeds)."""
+        return self.errors[-1] - self.errors[0] if len(self.errors) > 1 else math.nan
+
+    @property
+    def threshold(self) -> float:
+        """The margin under which a claim cannot be told: ``NOISE`` or the measured range."""
+        return NOISE if math.isnan(self.range) else max(NOISE, self.range)
+
+    def describe(self) -> str:
+        """One line for ``claims.md``: the measured spread beside the threshold it sets."""
+        if len(self.errors) < 2:
+            return (f"Seed spread: not measured yet (no model has two finished seeds); the "
+                    f"{NOISE:g}-point threshold is an assumption until it is.")
+        return (f"Seed spread: {self.model} over {len(self.errors)} seeds, test error "
+                f"{', '.join(f'{e:.2f}' for e in self.errors)} (range {self.range:.2f} points); "
+                f"threshold = max({NOISE:g}, range) = {self.threshold:.2f} points.")
+
+
+def seed_spread(ledger: Ledger) -> SeedSpread:
+    """The finished runs of the model with the most finished seeds in ``ledger``."""
+    rows = ledger.rows()
+    finished = rows[rows["outcome"] == "finished"]
+    if finished.empty:
+        return SeedSpread("", ())
+    model = finished["model"].value_counts().idxmax()
+    return SeedSpread(model, tuple(sorted(finished.loc[finished["model"] == model,
+                                                       "test_error"])))
+
+
+def verdict(claim: Claim, errors: dict, threshold: float = NOISE) -> tuple[str, float]:
+    """The claim's verdict (``HOLDS``, ``FAILS``, ``UNTOLD`` or ``PENDING``) and its margin (the
+    best competitor's error minus the claimed winner's) from ``{(table, row): error}``."""
+    wanted = [claim.better, *claim.worse]
+    if any(math.isnan(errors.get(key, math.nan)) for key in wanted):
+        return PENDING, math.nan
+    margin = min(errors[key] for key in claim.worse) - errors[claim.better]
+    if abs(margin) < threshold:
+        return UNTOLD, margin
+    return (HOLDS if margin > 0 else FAILS), margin
+
+
+def load_tables(study: Path) -> pd.DataFrame:
+    """Every ``table{N}/results.csv`` of ``study``, with a ``table`` column."""
+    frames = [pd.read_csv(path).assign(table=int(path.parent.name[-1]))
+              for path in sorted(Path(study).glob("table[0-9]/results.csv"))]
+    if not frames:
+        raise ValueError(f"No table*/results.csv under {study}: run experiments.ablate first.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def rows_table(tables: pd.DataFrame) -> pd.DataFrame:
+    """Every row of the tables: the paper's number(s) beside the measured error."""
+    return pd.DataFrame({
+        "table": tables["table"], "row": tables["row"], "case": tables["case"],
+        "model": tables["model"] + tables["overrides"].map(
+            lambda o: f" {o}" if isinstance(o, str) and o else ""),
+        "paper error % (full scale)": tables["paper_error"],
+        "measured error % (reduced)": tables["error_median"].round(2),
+        "outcome": tables["outcome"]})
+
+
+def claims_table(tables: pd.DataFrame, threshold: float = NOISE) -> pd.DataFrame:
+    """One line per claim of ``CLAIMS``: its verdict and margin at ``threshold``."""
+    errors = {(t, r): e for t, r, e in zip(tables["table"], tables["row"],
+                                            tables["error_median"])}
+    lines = []
+    for claim in CLAIMS:
+        state, margin = verdict(claim, errors, threshold)
+        lines.append({"claim": claim.text, "verdict": state, "margin (points)": round(margin, 2)})
+    return pd.DataFrame(lines)
+
+
+def write_report(study: Path, readme: Path | None = None) -> str:
+    """``claims.md``, ``claims.csv`` and ``rows.md`` in ``study`` (and the block between
+    ``MARKERS`` of ``readme``); returns the Markdown written."""
+    study = Path(study)
+    tables = load_tables(study)
+    spread = seed_spread(Ledger(study / "runs.csv"))
+    claims = claims_table(tables, spread.threshold)
+    claims.to_csv(study / "claims.csv", index=False)
+    rows_md = markdown_table(rows_table(tables), missing="pending")
+    claims_md = markdown_table(claims, missing="")
+    (study / "rows.md").write_text(rows_md + "\n")
+    (study / "claims.md").write_text(
+        "# He et al. 2016's claims at this study's scale\n\n"
+        f"One seed per row; margins under {spread.threshold:.2f} points are \"cannot tell at "
+        "this scale\". Margin = the best competitor's test error minus the claimed winner's.\n\n"
+        f"{claims_md}\n\n{spread.describe()}\n")
+    text = f"{rows_md}\n\n{claims_md}\n\n{spread.describe()}"
+    if readme is not None:
+        replace_block(Path(readme), text)
+    return text
+
+
+def replace_block(readme: Path, text: str) -> None:
+    """Replace what lies between ``MARKERS`` in ``readme`` with ``text``."""
+    content = readme.read_text()
+    if MARKERS[0] not in content or MARKERS[1] not in content:
+        raise ValueError(f"{readme} lacks the markers {MARKERS[0]} ... {MARKERS[1]}.")
+    start, end = content.index(MARKERS[0]), content.index(MARKERS[1])
+    readme.write_text(content[:start + len(MARKERS[0])] + "\n" + text + "\n" + content[end:])

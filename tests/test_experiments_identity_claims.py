@@ -1,0 +1,94 @@
+"""He et al. 2016's claims judged from ablation tables: verdicts, the measured noise threshold,
+and the report files (README block included)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from experiments import identity_claims
+from experiments.identity_claims import (CLAIMS, FAILS, HOLDS, PENDING, UNTOLD, Claim,
+                                         SeedSpread, seed_spread, verdict, write_report)
+from trainers.ledger import Ledger
+
+PREACT_BEATS_ORIGINAL = Claim("pre-activation beats the original", (3, 4), ((3, 3),))
+
+
+@pytest.mark.parametrize("errors, expected", [
+    ({(3, 4): 27.0, (3, 3): 29.0}, (HOLDS, 2.0)),
+    ({(3, 4): 29.0, (3, 3): 27.0}, (FAILS, -2.0)),
+    ({(3, 4): 27.0, (3, 3): 27.5}, (UNTOLD, 0.5)),
+    ({(3, 4): 27.0, (3, 3): math.nan}, (PENDING, math.nan)),
+    ({(3, 4): 27.0}, (PENDING, math.nan)),
+])
+def test_verdict_from_the_margin(errors, expected):
+    state, margin = verdict(PREACT_BEATS_ORIGINAL, errors)
+    assert state == expected[0]
+    assert margin == pytest.approx(expected[1], nan_ok=True)
+
+
+def test_the_best_competitor_sets_the_margin():
+    claim = next(c for c in CLAIMS if c.text.startswith("Table 2: full pre-activation"))
+    errors = {(2, 1): 29.0, (2, 2): 26.8, (2, 3): 38.0, (2, 4): 28.1, (2, 5): 27.4}
+    assert verdict(claim, errors) == (UNTOLD, pytest.approx(-0.6))
+
+
+def test_a_measured_seed_spread_raises_the_threshold():
+    errors = {(3, 4): 27.0, (3, 3): 28.5}
+    assert verdict(PREACT_BEATS_ORIGINAL, errors, SeedSpread("p", (27.0,)).threshold)[0] == HOLDS
+    wide = SeedSpread("p", (26.0, 27.0, 28.0))
+    assert wide.threshold == 2.0
+    assert verdict(PREACT_BEATS_ORIGINAL, errors, wide.threshold)[0] == UNTOLD
+    assert SeedSpread("p", (27.0, 27.3)).threshold == identity_claims.NOISE
+
+
+def write_ledger(study, runs):
+    """A ``runs.csv`` with ``(model, seed, outcome, error)`` rows."""
+    Ledger(study / "runs.csv")._write(pd.DataFrame(
+        [{"run": f"{m}-seed{s}", "model": m, "seed": s, "outcome": o, "test_error": e}
+         for m, s, o, e in runs]))
+
+
+def test_seed_spread_reads_the_most_seeded_model(tmp_path):
+    write_ledger(tmp_path, [("resnet20", 0, "finished", 29.0), ("preact20", 0, "finished", 27.4),
+                            ("preact20", 1, "finished", 28.6), ("preact20", 2, "diverged", None)])
+    spread = seed_spread(Ledger(tmp_path / "runs.csv"))
+    assert (spread.model, spread.errors) == ("preact20", (27.4, 28.6))
+    assert spread.range == pytest.approx(1.2) and spread.threshold == pytest.approx(1.2)
+    assert "preact20 over 2 seeds" in spread.describe()
+    assert "not measured yet" in seed_spread(Ledger(tmp_path / "none.csv")).describe()
+
+
+def table3(study, errors):
+    """``table3/results.csv`` with the four rows' median errors (nan: not trained yet)."""
+    (study / "table3").mkdir(parents=True)
+    pd.DataFrame({"row": [1, 2, 3, 4], "case": ["a", "b", "c", "d"],
+                  "model": ["resnet8-1conv", "preact8-1conv", "resnet8", "preact8"],
+                  "overrides": ["", "", "", ""], "paper_error": ["9.90", "8.91", "6.61", "6.37"],
+                  "error_median": errors, "outcome": ["finished"] * 4}).to_csv(
+        study / "table3" / "results.csv", index=False)
+
+
+def test_report_files_and_readme_block(tmp_path):
+    table3(tmp_path, [37.4, 30.1, 28.9, 27.4])
+    write_ledger(tmp_path, [("preact8", 0, "finished", 27.4)])
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- he2016 results -->\nstale block\n<!-- /he2016 results -->\nend\n")
+    text = write_report(tmp_path, readme)
+    claims = pd.read_csv(tmp_path / "claims.csv").set_index("claim")["verdict"]
+    assert claims[CLAIMS[-1].text] == HOLDS and claims[CLAIMS[-2].text] == HOLDS
+    assert claims[CLAIMS[0].text] == PENDING
+    assert "| 3 | 2 | b | preact8-1conv | 8.91 | 30.1 | finished |" in (tmp_path / "rows.md"
+                                                                      ).read_text()
+    content = readme.read_text()
+    assert "stale block" not in content and text in content
+    assert content.startswith("intro\n") and content.endswith("end\n")
+
+
+def test_report_errors_name_what_is_missing(tmp_path):
+    with pytest.raises(ValueError, match="No table.*results.csv.*experiments.ablate"):
+        write_report(tmp_path)
+    table3(tmp_path, [37.4, 30.1, 28.9, 27.4])
+    (tmp_path / "README.md").write_text("no markers\n")
+    with pytest.raises(ValueError, match="lacks the markers"):
+        write_report(tmp_path, tmp_path / "README.md")
