@@ -165,7 +165,9 @@ def plot_training_curves(histories: dict, path, title: str) -> Path:
     train_ax, test_ax = figure.subplots(1, 2, sharey=True)
     for label, history in histories.items():
         line, = train_ax.plot(history["epoch"], 100 * (1 - history["accuracy"]), label=label)
-        test_ax.plot(history["epoch"], history["val_error"], color=line.get_color(), label=label)
+        tested = history[history["val_error"].notna()]  # --validation-every skips epochs
+        test_ax.plot(tested["epoch"], tested["val_error"], color=line.get_color(), marker=".",
+                     label=label)
     train_ax.set(xlabel="epoch", ylabel="error (%)", title="train")
     test_ax.set(xlabel="epoch", title="test")
     test_ax.legend(fontsize=7)

@@ -78,6 +78,7 @@ class AblationConfig(JsonConfig):
     strategy: str = "auto"
     runs: str | None = None  # folder of the run folders (default OUT/runs); tables may share one
     ledger: str | None = None  # the committed record of finished runs (default OUT/runs.csv)
+    validation_every: int = 1  # epochs between test-set evaluations (trains the same weights)
 
     def __post_init__(self):
         self.rows = tuple(self.rows) if self.rows is not None else None
@@ -88,7 +89,7 @@ class AblationConfig(JsonConfig):
                 f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}.")
         counts = {"seeds": self.seeds, "depth": self.depth, "epochs": self.epochs,
                   "train_size": self.train_size, "test_size": self.test_size,
-                  "batch_size": self.batch_size}
+                  "batch_size": self.batch_size, "validation_every": self.validation_every}
         bad = {k: v for k, v in counts.items() if v is not None and v < 1}
         bad.update({"rows": self.rows} if self.rows and min(self.rows) < 1 else {})
         if bad:
@@ -169,7 +170,7 @@ def train_config(config: AblationConfig, row: AblationRow, seed: int) -> TrainCo
         model=row.model, model_overrides=dict(row.overrides), dataset=config.dataset,
         data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
         epochs=config.epochs, batch_size=config.batch_size, strategy=config.strategy, seed=seed,
-        out=str(runs_dir(config) / row.run_name(seed)))
+        validation_every=config.validation_every, out=str(runs_dir(config) / row.run_name(seed)))
 
 
 def runs_dir(config: AblationConfig) -> Path:
@@ -426,7 +427,9 @@ HELP = {"depth": "train every row at this depth",
         "runs": "folder of the run folders (default: OUT/runs; working files, not committed); "
                 "tables may share it",
         "ledger": "CSV recording every finished run (default: OUT/runs.csv; commit it); tables "
-                  "sharing --runs share it too"}
+                  "sharing --runs share it too",
+        "validation_every": "epochs between test-set evaluations of each run (the last always; "
+                            "the same weights train, a run is not retrained for it)"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -64,3 +64,13 @@ def test_learning_rates_scale_with_the_global_batch():
     config = TrainConfig(batch_size=4 * REFERENCE_BATCH)
     assert config.scaled_learning_rate == pytest.approx(0.4)
     assert config.scaled_warmup_learning_rate == pytest.approx(0.04)
+
+
+def test_the_evaluation_schedule_and_location_are_not_what_a_run_trains():
+    config = TrainConfig(model="preact20", epochs=20)
+    same = dataclasses.replace(config, validation_every=5, out="elsewhere", data_dir="/data")
+    assert config.differences(same) == {}
+    assert config.differences(dataclasses.replace(config, checkpoint_every=2)) == {
+        "checkpoint_every": (1, 2)}
+    with pytest.raises(ValueError, match="validation_every must be a positive integer"):
+        TrainConfig(validation_every=0)

@@ -182,6 +182,23 @@ def test_bad_arguments_exit_2_before_training(tmp_path, capsys, monkeypatch, arg
     assert not (out / "history.csv").exists()
 
 @pytest.mark.slow
+def test_validation_every_n_epochs_and_always_the_last():
+    assert train_lib.validation_epochs(7, 1) == [1, 2, 3, 4, 5, 6, 7]
+    assert train_lib.validation_epochs(7, 3) == [3, 6, 7]
+    assert train_lib.validation_epochs(6, 3) == [3, 6]
+    assert train_lib.validation_epochs(2, 5) == [2]
+
+
+@pytest.mark.slow
+def test_skipped_evaluations_leave_gaps_in_the_history_not_in_the_result(tmp_path):
+    config = small(tmp_path / "sparse", train_size=64, validation_every=2)
+    metrics = train_lib.train(config)
+    history = pd.read_csv(Path(config.out) / "history.csv")
+    assert history["val_error"].isna().tolist() == [True, False, False]
+    assert np.isfinite(history[["loss", "accuracy", "images_per_s"]].to_numpy()).all()
+    assert history["val_error"].iloc[-1] == pytest.approx(metrics["test_error"], abs=1e-3)
+
+
 def test_a_different_config_in_the_run_folder_is_refused(synthetic_run):
     out, _ = synthetic_run
     (out / "metrics.json").rename(out / "metrics.moved")

@@ -57,6 +57,9 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 # Where a run's files lie, not what it computes: a run folder moved or cloned elsewhere, or
 # reading the same data from another folder, is still the same run.
 LOCATION_FIELDS = ("out", "data_dir")
+# What a run measures along the way, not what it trains: the weights are the same whatever
+# the test set's evaluation schedule (evaluation changes no state and draws no random numbers).
+OBSERVATION_FIELDS = ("validation_every",)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class TrainConfig(JsonConfig):
     fused_batchnorm: bool = True  # TensorFlow's fused BN kernel while training (trainers.fused)
     seed: int = 0
     checkpoint_every: int = 1  # epochs between checkpoints
+    validation_every: int = 1  # epochs between test-set evaluations (the last is always)
     record_every: int = 0  # epochs between iterative-inference measurements (0: never)
     # BatchNorm batch statistics over the global batch (synchronized across replicas, so every
     # replica keeps the same moving statistics), or per replica (False: the papers' 2-GPU
@@ -141,6 +145,7 @@ class TrainConfig(JsonConfig):
             ("iterations", self.iterations, "a positive integer", positive),
             ("steps_per_execution", self.steps_per_execution, "a positive integer", positive),
             ("checkpoint_every", self.checkpoint_every, "a positive integer", positive),
+            ("validation_every", self.validation_every, "a positive integer", positive),
             ("learning_rate", self.learning_rate, "a positive finite number", positive),
             ("warmup_learning_rate", self.warmup_learning_rate, "a positive finite number",
              positive),
@@ -163,11 +168,13 @@ class TrainConfig(JsonConfig):
         ]
 
     def differences(self, other: "TrainConfig") -> dict:
-        """``{field: (self's, other's)}`` for every setting that changes what is computed
-        (``LOCATION_FIELDS`` aside): empty when ``other`` is the same run."""
+        """``{field: (self's, other's)}`` for every setting that changes what is trained
+        (``LOCATION_FIELDS`` and ``OBSERVATION_FIELDS`` aside): empty when ``other`` is the same
+        run."""
+        ignored = LOCATION_FIELDS + OBSERVATION_FIELDS
         return {name: (getattr(self, name), getattr(other, name))
                 for name in self.__dataclass_fields__
-                if name not in LOCATION_FIELDS and getattr(self, name) != getattr(other, name)}
+                if name not in ignored and getattr(self, name) != getattr(other, name)}
 
     @classmethod
     def for_recipe(cls, recipe: str = "he2016", **overrides) -> "TrainConfig":

@@ -62,6 +62,8 @@ FLAG_HELP = {
     "steps_per_execution": "training steps per compiled call: fewer host round trips per step, "
                            "which is what small nets on a fast GPU wait on",
     "checkpoint_every": "epochs between checkpoints/epoch-NNNN.weights.h5",
+    "validation_every": "epochs between test-set evaluations in history.csv (the last always; "
+                        "fewer saves time and trains the same weights)",
     "record_every": "epochs between iterative-inference measurements (0: never; only python -m "
                     "analysis.record measures, this command refuses N > 0)",
     "sync_batchnorm": "BatchNorm statistics over the global batch rather than per replica",
@@ -141,8 +143,15 @@ def fit(model, config: TrainConfig, data: data_lib.Data, callbacks: list, epochs
         return None
     with fused_batchnorm() if config.fused_batchnorm else contextlib.nullcontext():
         return model.fit(data.epochs(first, epochs), validation_data=data.test, epochs=epochs,
+                         validation_freq=validation_epochs(epochs, config.validation_every),
                          initial_epoch=first, callbacks=callbacks, shuffle=False,
                          steps_per_epoch=data.steps_per_epoch(config.batch_size), **fit_options)
+
+
+def validation_epochs(epochs: int, every: int) -> list[int]:
+    """The 1-based epochs that end with a test-set evaluation: every ``every``-th and the last
+    (whose error the run reports either way)."""
+    return [epoch for epoch in range(1, epochs + 1) if epoch % every == 0 or epoch == epochs]
 
 
 def check_config(config: TrainConfig) -> data_lib.Source:

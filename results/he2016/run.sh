@@ -10,12 +10,16 @@ set -e
 DATA=${DATA:-$HOME/data}
 SHARED="--runs sweeps/he2016/runs --ledger results/he2016/runs.csv"
 COMMON="--depth 20 --epochs 20 --train-size 10000 --dataset cifar10 --data-dir $DATA"
-for TABLE in 2 3 1; do
+# Tables 2 and 3 evaluated the test set after every epoch; Table 1 and the seed spread after
+# every 5th and the last (--validation-every: the same weights train, in about 25% less time).
+for TABLE in 2 3; do
   python -m experiments.ablate --table "$TABLE" $COMMON --seeds 1 \
     --out "results/he2016/table$TABLE" $SHARED
 done
-# The seed-to-seed spread at this scale (report.py shows it beside its 1-point threshold):
+python -m experiments.ablate --table 1 $COMMON --seeds 1 --validation-every 5 \
+  --out results/he2016/table1 $SHARED
+# The seed-to-seed spread at this scale (report.py sets its "cannot tell" threshold from it):
 # full pre-activation with seeds 0, 1, 2.
-python -m experiments.ablate --table 2 --rows 5 $COMMON --seeds 3 \
+python -m experiments.ablate --table 2 --rows 5 $COMMON --seeds 3 --validation-every 5 \
   --out results/he2016/seed-spread $SHARED
 python results/he2016/report.py
