@@ -44,9 +44,8 @@ def test_a_measured_seed_spread_raises_the_threshold():
 
 def write_ledger(study, runs):
     """A ``runs.csv`` with ``(model, seed, outcome, error)`` rows."""
-    Ledger(study / "runs.csv")._write(pd.DataFrame(
-        [{"run": f"{m}-seed{s}", "model": m, "seed": s, "outcome": o, "test_error": e}
-         for m, s, o, e in runs]))
+    pd.DataFrame([{"run": f"{m}-seed{s}", "model": m, "seed": s, "outcome": o, "test_error": e}
+                  for m, s, o, e in runs]).to_csv(study / "runs.csv", index=False)
 
 
 def test_seed_spread_reads_the_most_seeded_model(tmp_path):
