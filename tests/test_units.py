@@ -107,6 +107,19 @@ def test_zero_padding_shortcut_is_parameter_free_identity_on_old_channels():
     assert not shortcut[..., 16:].any()
 
 
+@pytest.mark.parametrize("size, strides", [(8, 2), (7, 2), (9, 3), (5, 1)])
+def test_zero_padding_subsamples_exactly_like_slicing_forward_and_backward(size, strides):
+    x = tf.constant(RNG.normal(size=(2, size, size, 4)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = ZeroPadShortcut(6, strides)(x)
+        expected = tf.pad(x[:, ::strides, ::strides, :], [[0, 0], [0, 0], [0, 0], [0, 2]])
+        weights = tf.constant(RNG.normal(size=expected.shape).astype("float32"))
+        losses = [tf.reduce_sum(weights * out) for out in (y, expected)]
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(*(tape.gradient(loss, x) for loss in losses))
+
+
 def test_constant_scaling_merges_with_both_constants():
     unit, y = unit_of(shortcut="scale", shortcut_scale=0.5, branch_scale=0.25)
     shortcut, residual, _ = split(unit)
