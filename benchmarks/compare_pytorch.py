@@ -38,6 +38,9 @@ TRAINER_VARIANTS = {
     "oneDNN and fused BN off": ({"fused_batchnorm": False}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "jit_compile": ({"jit_compile": True}, {}),
     "steps_per_execution=8": ({"steps_per_execution": 8}, {}),
+    # One op at a time: TensorFlow otherwise runs a conv's two gradients side by side, each
+    # on the same two cores (profile_step.py shows their op times overlapping).
+    "inter-op threads=1": ({}, {"TF_NUM_INTEROP_THREADS": "1"}),
 }
 
 
