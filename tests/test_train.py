@@ -199,6 +199,18 @@ def test_skipped_evaluations_leave_gaps_in_the_history_not_in_the_result(tmp_pat
     assert history["val_error"].iloc[-1] == pytest.approx(metrics["test_error"], abs=1e-3)
 
 
+@pytest.mark.slow
+def test_how_often_the_test_set_is_evaluated_does_not_change_the_trained_weights(tmp_path):
+    configs = [small(tmp_path / f"every{n}", epochs=2, train_size=64, validation_every=n)
+               for n in (1, 2)]
+    for config in configs:
+        train_lib.train(config)
+    every_epoch, last_only = (keras.models.load_model(Path(c.out) / "final.keras").get_weights()
+                              for c in configs)
+    for a, b in zip(every_epoch, last_only):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_different_config_in_the_run_folder_is_refused(synthetic_run):
     out, _ = synthetic_run
     (out / "metrics.json").rename(out / "metrics.moved")
