@@ -163,8 +163,10 @@ def plot_training_curves(histories: dict, path, title: str) -> Path:
     """Figure 8: train and test error (%) per epoch of each run (``history.csv`` frames)."""
     figure = Figure(figsize=(10, 3.5), layout="constrained")
     train_ax, test_ax = figure.subplots(1, 2, sharey=True)
-    for label, history in histories.items():
-        line, = train_ax.plot(history["epoch"], 100 * (1 - history["accuracy"]), label=label)
+    palette = colormaps["tab10" if len(histories) <= 10 else "tab20"].colors  # one per run
+    for (label, history), colour in zip(histories.items(), itertools.cycle(palette)):
+        line, = train_ax.plot(history["epoch"], 100 * (1 - history["accuracy"]), label=label,
+                              color=colour)
         tested = history[history["val_error"].notna()]  # --validation-every skips epochs
         test_ax.plot(tested["epoch"], tested["val_error"], color=line.get_color(), marker=".",
                      label=label)

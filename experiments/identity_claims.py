@@ -5,7 +5,7 @@ ledger ``runs.csv``).
 Each claim says that one row has a lower final-epoch test error than some others. Its margin is
 the best competitor's error minus the claimed winner's; a margin smaller than the noise threshold
 is "cannot tell at this scale". The threshold is the larger of ``NOISE`` (assumed) and the
-measured seed-to-seed range of the model the study trained with the most seeds, so that one-seed
+measured seed-to-seed range of the row the study trained with the most seeds, so that one-seed
 rows are never judged on a difference that reseeding alone produces. Rows not trained yet make
 their claims "pending". Nothing here reads anything but final-epoch test errors.
 """
@@ -56,9 +56,9 @@ CLAIMS = (
 
 @dataclass(frozen=True)
 class SeedSpread:
-    """The final test errors of the study's most-seeded model (``errors`` sorted)."""
+    """The final test errors of the study's most-seeded row (``errors`` sorted)."""
 
-    model: str
+    name: str
     errors: tuple
 
     @property
@@ -74,22 +74,24 @@ class SeedSpread:
     def describe(self) -> str:
         """One line for ``claims.md``: the measured spread beside the threshold it sets."""
         if len(self.errors) < 2:
-            return (f"Seed spread: not measured yet (no model has two finished seeds); the "
+            return (f"Seed spread: not measured yet (no row has two finished seeds); the "
                     f"{NOISE:g}-point threshold is an assumption until it is.")
-        return (f"Seed spread: {self.model} over {len(self.errors)} seeds, test error "
+        return (f"Seed spread: {self.name} over {len(self.errors)} seeds, test error "
                 f"{', '.join(f'{e:.2f}' for e in self.errors)} (range {self.range:.2f} points); "
                 f"threshold = max({NOISE:g}, range) = {self.threshold:.2f} points.")
 
 
 def seed_spread(ledger: Ledger) -> SeedSpread:
-    """The finished runs of the model with the most finished seeds in ``ledger``."""
+    """The finished runs of the row with the most finished seeds in ``ledger``. A row is a run
+    name without its ``-seed<k>`` suffix: the model with its overrides (one model name holds
+    several rows, e.g. one per gate bias)."""
     rows = ledger.rows()
     finished = rows[rows["outcome"] == "finished"]
     if finished.empty:
         return SeedSpread("", ())
-    model = finished["model"].value_counts().idxmax()
-    return SeedSpread(model, tuple(sorted(finished.loc[finished["model"] == model,
-                                                       "test_error"])))
+    row = finished["run"].str.replace(r"-seed\d+$", "", regex=True)
+    name = row.value_counts().idxmax()
+    return SeedSpread(name, tuple(sorted(finished.loc[row == name, "test_error"])))
 
 
 def verdict(claim: Claim, errors: dict, threshold: float = NOISE) -> tuple[str, float]:

@@ -43,16 +43,22 @@ def test_a_measured_seed_spread_raises_the_threshold():
 
 
 def write_ledger(study, runs):
-    """A ``runs.csv`` with ``(model, seed, outcome, error)`` rows."""
-    pd.DataFrame([{"run": f"{m}-seed{s}", "model": m, "seed": s, "outcome": o, "test_error": e}
-                  for m, s, o, e in runs]).to_csv(study / "runs.csv", index=False)
+    """A ``runs.csv`` with ``(row name, seed, outcome, error)`` rows; the model is the row name
+    up to any ``-gate_bias`` override."""
+    pd.DataFrame([{"run": f"{n}-seed{s}", "model": n.split("-gate_bias")[0], "seed": s,
+                   "outcome": o, "test_error": e}
+                  for n, s, o, e in runs]).to_csv(study / "runs.csv", index=False)
 
 
-def test_seed_spread_reads_the_most_seeded_model(tmp_path):
-    write_ledger(tmp_path, [("resnet20", 0, "finished", 29.0), ("preact20", 0, "finished", 27.4),
-                            ("preact20", 1, "finished", 28.6), ("preact20", 2, "diverged", None)])
+def test_seed_spread_reads_the_most_seeded_row_not_model(tmp_path):
+    gated = "resnet20-gate-exclusive"
+    write_ledger(tmp_path, [(gated, 0, "finished", 51.3), (f"{gated}-gate_bias0", 0, "finished",
+                                                            29.3),
+                            (f"{gated}-gate_bias-7", 0, "finished", 55.7),
+                            ("preact20", 0, "finished", 27.4), ("preact20", 1, "finished", 28.6),
+                            ("preact20", 2, "diverged", None)])
     spread = seed_spread(Ledger(tmp_path / "runs.csv"))
-    assert (spread.model, spread.errors) == ("preact20", (27.4, 28.6))
+    assert (spread.name, spread.errors) == ("preact20", (27.4, 28.6))
     assert spread.range == pytest.approx(1.2) and spread.threshold == pytest.approx(1.2)
     assert "preact20 over 2 seeds" in spread.describe()
     assert "not measured yet" in seed_spread(Ledger(tmp_path / "none.csv")).describe()
