@@ -163,33 +163,45 @@ def torch_augment(images, generator):
     return cropped
 
 
+def torch_peer(images, labels):
+    """The peer's set-up on uint8 NHWC ``images``: per-channel standardisation, the
+    channels_last model, SGD (momentum 0.9, weight decay 1e-4) and a seeded generator.
+    Returns ``(model, generator, step)``: ``step(index)`` trains on the rows ``index``,
+    pad-crop-flipped."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(images).float().permute(0, 3, 1, 2)
+    x = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True)
+    y = torch.from_numpy(np.asarray(labels)).long()
+    model = torch_preact20().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(0)
+
+    def step(index):
+        batch = torch_augment(x[index], generator).contiguous(memory_format=torch.channels_last)
+        loss = torch.nn.functional.cross_entropy(model(batch), y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return model, generator, step
+
+
 def torch_worker(data_dir: str, train_size: int) -> dict:
     """Two epochs of the PyTorch peer on the same images; the second is timed."""
     import torch
 
     from trainers.cifar_files import find_cifar_files, read_arrays
 
-    torch.manual_seed(0)
     arrays = read_arrays("cifar10", find_cifar_files("cifar10", Path(data_dir)))
-    images, labels = (a[:train_size] for a in arrays["train"])
-    x = torch.from_numpy(images).float().permute(0, 3, 1, 2)
-    mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
-    x, y = (x - mean) / std, torch.from_numpy(labels)
-    model = torch_preact20().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(0)
+    model, generator, step = torch_peer(*(a[:train_size] for a in arrays["train"]))
     steps = train_size // BATCH
     for epoch in range(2):
         start = time.perf_counter()
         order = torch.randperm(train_size, generator=generator)
-        for step in range(steps):
-            index = order[step * BATCH:(step + 1) * BATCH]
-            batch = torch_augment(x[index], generator).contiguous(
-                memory_format=torch.channels_last)
-            loss = torch.nn.functional.cross_entropy(model(batch), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        for index in range(steps):
+            step(order[index * BATCH:(index + 1) * BATCH])
         seconds = time.perf_counter() - start
     return {"images_per_s": steps * BATCH / seconds,
             "parameters": sum(p.numel() for p in model.parameters()),

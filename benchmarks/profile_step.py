@@ -82,12 +82,10 @@ def xplane_op_times(path: str) -> dict:
 def torch_profile(data_dir: str | None, steps: int, warmup: int) -> dict:
     """The PyTorch peer's steps: wall time and self CPU time per op type, per step."""
     import numpy as np
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from compare_pytorch import torch_augment, torch_preact20
+    from compare_pytorch import torch_peer
 
-    torch.manual_seed(0)
     count = BATCH * (steps + warmup)
     if data_dir:
         from trainers.cifar_files import find_cifar_files, read_arrays
@@ -98,20 +96,10 @@ def torch_profile(data_dir: str | None, steps: int, warmup: int) -> dict:
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
         labels = rng.integers(0, 10, count)
-    x = torch.from_numpy(images).float().permute(0, 3, 1, 2)
-    x = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True)
-    y = torch.from_numpy(np.asarray(labels)).long()
-    model = torch_preact20().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(0)
+    _, _, train_step = torch_peer(images, labels)
 
     def step(index):
-        rows = slice(index * BATCH, (index + 1) * BATCH)
-        batch = torch_augment(x[rows], generator).contiguous(memory_format=torch.channels_last)
-        loss = torch.nn.functional.cross_entropy(model(batch), y[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(slice(index * BATCH, (index + 1) * BATCH))
 
     for index in range(warmup):
         step(index)
