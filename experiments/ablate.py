@@ -405,11 +405,10 @@ def write_results(config: AblationConfig, rows: list[AblationRow],
 def row_histories(config: AblationConfig, rows: list[AblationRow]) -> dict:
     """``{row name: history}`` of each row's seed-0 run that has one: the ledger's copy, else
     the run folder's ``history.csv``."""
-    histories = {}
+    histories, kept, runs = {}, ledger_of(config).history_dir, runs_dir(config)
     for row in rows:
         name = row.run_name(0)
-        for path in (ledger_of(config).history_dir / f"{name}.csv",
-                     runs_dir(config) / name / "history.csv"):
+        for path in (kept / f"{name}.csv", runs / name / "history.csv"):
             if path.is_file():
                 histories[row.name] = read_history(path)
                 break
