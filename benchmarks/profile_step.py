@@ -4,6 +4,7 @@
     pip install -r benchmarks/requirements.txt
     python benchmarks/profile_step.py                      # random images, 10 profiled steps
     python benchmarks/profile_step.py --data-dir ~/data     # real CIFAR-10 python batches
+    python benchmarks/profile_step.py --onednn              # also oneDNN's time per primitive
 
 Each side runs in its own process: a few unprofiled steps (tracing, oneDNN primitive creation),
 then ``--steps`` profiled ones. The trainer side is the trainer's own pipeline, model, compile
@@ -11,6 +12,12 @@ and fused batch norm (``tf.profiler``; op time summed over TensorFlow's compute 
 PyTorch side is the peer's loop (``torch.profiler``, self CPU time). Prints, per side, the wall
 time per step and the op types that take the most time per step. Op time is thread time: with
 two threads it can exceed the wall time, and time waiting between ops does not show.
+
+``--onednn`` adds oneDNN's own account (``ONEDNN_VERBOSE=profile_exec``): both sides call the
+same oneDNN primitives on the same problems, so it lists, per primitive and problem, the mean
+execution time on each side and their ratio. It separates the kernels' cost from the framework
+around them: how fast the same convolution runs under TensorFlow's thread pool and PyTorch's
+OpenMP.
 """
 
 import argparse
@@ -18,6 +25,7 @@ import collections
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -112,16 +120,58 @@ def torch_profile(data_dir: str | None, steps: int, warmup: int) -> dict:
     return {"wall_ms": 1000 * wall / steps, "ops": ops}
 
 
-def run_side(side: str, data_dir: str | None, steps: int, warmup: int) -> dict:
-    """One side in a fresh process (its own threads and oneDNN state)."""
+def run_side(side: str, data_dir: str | None, steps: int, warmup: int,
+             onednn: bool = False) -> dict:
+    """One side in a fresh process (its own threads and oneDNN state). With ``onednn`` the
+    result also holds ``"primitives"``: oneDNN's execution times (``onednn_times``)."""
     command = [sys.executable, __file__, "--worker", side, "--steps", str(steps),
                "--warmup", str(warmup)] + (["--data-dir", data_dir] if data_dir else [])
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           **({"ONEDNN_VERBOSE": "profile_exec"} if onednn else {})}
     done = subprocess.run(command, env=env, capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])
     if done.returncode:
         raise RuntimeError(f"{side} profile failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    return {**json.loads(lines[-1]), **({"primitives": onednn_times(lines)} if onednn else {})}
+
+
+def onednn_times(lines) -> dict:
+    """``{(primitive, propagation, problem): [executions, total ms]}`` from oneDNN's verbose
+    ``exec`` lines. Padding is left out of the problem: TensorFlow's SAME padding of a strided
+    convolution pads one side and PyTorch's both, the same kernel and the same work."""
+    times = {}
+    for line in lines:
+        fields = line.split(",")
+        if len(fields) < 11 or fields[0] != "onednn_verbose" or fields[3] != "exec":
+            continue
+        key = (fields[5], fields[7], re.sub(r"p[hw]\d+", "", fields[-2]))
+        count, total = times.get(key, (0, 0.0))
+        times[key] = [count + 1, total + float(fields[-1])]
+    return times
+
+
+def primitives_report(trainer: dict, peer: dict) -> str:
+    """A Markdown table of the primitives both sides ran: mean ms per execution on each side
+    and the trainer's time over the peer's, the costliest (trainer total) first."""
+    import pandas as pd
+
+    from trainers.tables import markdown_table
+
+    def mean_ms(times, key):
+        count, total = times[key]
+        return total / count
+
+    rows = []
+    for key in trainer.keys() & peer.keys():
+        ours, theirs = mean_ms(trainer, key), mean_ms(peer, key)
+        rows.append({"primitive": key[0], "propagation": key[1], "problem": key[2],
+                     "executions (trainer)": trainer[key][0], "trainer ms": round(ours, 2),
+                     "PyTorch ms": round(theirs, 2), "ratio": round(ours / theirs, 2),
+                     "total": trainer[key][1]})
+    table = pd.DataFrame(rows).sort_values("total", ascending=False).drop(columns="total")
+    return ("## oneDNN primitives both sides ran: mean ms per execution\n\n"
+            f"{markdown_table(table)}\n")
 
 
 def report(side: str, result: dict, top: int) -> str:
@@ -144,14 +194,20 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="profiled steps per side")
     parser.add_argument("--warmup", type=int, default=5, help="unprofiled steps first")
     parser.add_argument("--top", type=int, default=15, help="op types listed per side")
+    parser.add_argument("--onednn", action="store_true",
+                        help="also compare oneDNN's execution time per primitive and problem")
     parser.add_argument("--worker", choices=["keras", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         profile_fn = keras_profile if args.worker == "keras" else torch_profile
         print(json.dumps(profile_fn(args.data_dir, args.steps, args.warmup)))
         return 0
+    results = {}
     for side, label in (("keras", "trainer (TensorFlow)"), ("torch", "PyTorch peer")):
-        print(report(label, run_side(side, args.data_dir, args.steps, args.warmup), args.top))
+        results[side] = run_side(side, args.data_dir, args.steps, args.warmup, args.onednn)
+        print(report(label, results[side], args.top))
+    if args.onednn:
+        print(primitives_report(results["keras"]["primitives"], results["torch"]["primitives"]))
     return 0
 
 
