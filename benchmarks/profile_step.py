@@ -15,9 +15,9 @@ two threads it can exceed the wall time, and time waiting between ops does not s
 
 ``--onednn`` adds oneDNN's own account (``ONEDNN_VERBOSE=profile_exec``): both sides call the
 same oneDNN primitives on the same problems, so it lists, per primitive and problem, the mean
-execution time on each side and their ratio. It separates the kernels' cost from the framework
-around them: how fast the same convolution runs under TensorFlow's thread pool and PyTorch's
-OpenMP.
+execution time on each side and their ratio (every execution counts, the warm-up steps'
+too). It separates the kernels' cost from the framework around them: how fast the same
+convolution runs under TensorFlow's thread pool and under PyTorch's OpenMP.
 """
 
 import argparse
