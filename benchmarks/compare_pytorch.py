@@ -188,14 +188,20 @@ def torch_peer(images, labels):
     return model, generator, step
 
 
+def cifar_train(data_dir, count: int):
+    """The first ``count`` training images (uint8 NHWC) and labels of the CIFAR-10 python
+    batches in ``data_dir``."""
+    from trainers.cifar_files import find_cifar_files, read_arrays
+
+    images, labels = read_arrays("cifar10", find_cifar_files("cifar10", Path(data_dir)))["train"]
+    return images[:count], labels[:count]
+
+
 def torch_worker(data_dir: str, train_size: int) -> dict:
     """Two epochs of the PyTorch peer on the same images; the second is timed."""
     import torch
 
-    from trainers.cifar_files import find_cifar_files, read_arrays
-
-    arrays = read_arrays("cifar10", find_cifar_files("cifar10", Path(data_dir)))
-    model, generator, step = torch_peer(*(a[:train_size] for a in arrays["train"]))
+    model, generator, step = torch_peer(*cifar_train(data_dir, train_size))
     steps = train_size // BATCH
     for epoch in range(2):
         start = time.perf_counter()

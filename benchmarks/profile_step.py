@@ -92,14 +92,11 @@ def torch_profile(data_dir: str | None, steps: int, warmup: int) -> dict:
     import numpy as np
     from torch.profiler import ProfilerActivity, profile
 
-    from compare_pytorch import torch_peer
+    from compare_pytorch import cifar_train, torch_peer
 
     count = BATCH * (steps + warmup)
     if data_dir:
-        from trainers.cifar_files import find_cifar_files, read_arrays
-
-        images, labels = (a[:count] for a in read_arrays(
-            "cifar10", find_cifar_files("cifar10", Path(data_dir)))["train"])
+        images, labels = cifar_train(data_dir, count)
     else:
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
