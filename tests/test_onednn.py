@@ -4,6 +4,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,9 +36,27 @@ def test_entry_points_load_tensorflow_with_onednn(package):
     assert onednn_on_after_importing(package)
 
 
+# The CPU features with which TensorFlow turns oneDNN on by itself (its ``IsMKLEnabled``), as
+# /proc/cpuinfo names them.
+NEURAL_NETWORK_FLAGS = {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
+                        "amx_bf16"}
+
+
+def cpu_flags() -> set[str]:
+    """The flags of the first processor in /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
 @x86_only
-def test_tensorflow_alone_leaves_it_off_here_and_the_user_can_turn_it_off():
-    assert not onednn_on_after_importing("os")  # what the entry points change on this CPU
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="CPU flags unknown")
+def test_tensorflow_alone_decides_by_the_cpus_flags_and_the_user_can_turn_it_off():
+    expected = bool(cpu_flags() & NEURAL_NETWORK_FLAGS)  # on AVX2-only CPUs: off
+    assert onednn_on_after_importing("os") is expected
     assert not onednn_on_after_importing("trainers.train", TF_ENABLE_ONEDNN_OPTS="0")
 
 

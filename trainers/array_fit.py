@@ -41,7 +41,7 @@ def load_cifar(dataset: str, data_dir: str, train_size=None, test_size=None) -> 
     if found is None:
         raise ValueError(f"No {dataset} python batches in {data_dir} (expected "
                          f"{CIFAR_FILES[dataset]['folder']}/ or {CIFAR_FILES[dataset]['archive']}).")
-    arrays = read_arrays(dataset, found)
+    arrays = read_arrays(dataset, found, train_size, test_size)
     train_images, train_labels = (a[:train_size] for a in arrays["train"])
     test_images, test_labels = (a[:test_size] for a in arrays["test"])
     train_images = train_images.astype(np.float32)
