@@ -2,12 +2,22 @@
 (0 done, 2 bad input, 1 a failed run; one ``error:`` line, never a traceback)."""
 
 import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from trainers import cli
+from trainers.config import TrainConfig
 from trainers.train import TrainingDiverged
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -170,3 +180,176 @@ def test_every_cli_exits_1_when_the_run_fails(tmp_path, capsys, monkeypatch, mod
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "No space left on device" in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_multi_line_message_stays_one_error_line(capsys):
+    def command():
+        raise ValueError("bad input\n  on two lines")
+
+    assert cli.run_cli(command) == 2
+    assert capsys.readouterr().err == "error: bad input on two lines\n"
+
+
+def _write_under_a_file(tmp_path):
+    """Eager TensorFlow: writing into a folder that is a file (``--out metrics.json/1``)."""
+    import tensorflow as tf
+
+    (tmp_path / "metrics.json").write_text("{}")
+    tf.io.write_file(str(tmp_path / "metrics.json" / "1" / "saved_model.pb"), "x")
+
+
+def _read_in_a_graph(tmp_path):
+    """A ``tf.function``'s op failing: the message comes after the graph's context lines."""
+    import tensorflow as tf
+
+    tf.function(tf.io.read_file)(tf.constant(str(tmp_path / "missing")))
+
+
+def _out_of_device_memory(tmp_path):
+    import tensorflow as tf
+
+    raise tf.errors.ResourceExhaustedError(
+        None, None, "OOM when allocating tensor with shape[4096,4096]\nHint: more details")
+
+
+@pytest.mark.parametrize("command, name, message", [
+    (_write_under_a_file, "FailedPreconditionError", "metrics.json is not a directory"),
+    (_read_in_a_graph, "NotFoundError", "missing; No such file or directory"),
+    (_out_of_device_memory, "ResourceExhaustedError", "OOM when allocating tensor"),
+])
+def test_tensorflow_errors_are_a_failed_run_with_one_line_saying_what_failed(
+        tmp_path, capsys, command, name, message):
+    assert cli.run_cli(command, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {name}: ") and message in err
+    assert err.count("\n") == 1 and "{{" not in err and "[Op:" not in err
+
+
+def test_running_out_of_memory_is_a_failed_run_with_one_line(capsys):
+    def command():
+        raise MemoryError("Unable to allocate 2.24 TiB for an array with shape (100000000, 32, "
+                          "32, 3) and data type float64")
+
+    assert cli.run_cli(command) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory (Unable to allocate 2.24 TiB")
+    assert err.count("\n") == 1
+
+
+def test_ctrl_c_is_exit_130_with_one_line_saying_how_to_pick_up_again(capsys):
+    def command():
+        raise KeyboardInterrupt
+
+    assert cli.run_cli(command) == cli.INTERRUPTED == 130
+    err = capsys.readouterr().err
+    assert err.startswith("error: interrupted; run the same command again")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_ends_with_one_line_and_no_traceback(tmp_path):
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "trainers.train", "--model", "resnet8", "--dataset",
+               "synthetic", "--epochs", "50", "--batch-size", "32", "--train-size", "128",
+               "--test-size", "32", "--out", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "backup" / "latest.json").exists() and run.poll() is None:
+            assert time.monotonic() < deadline, "no finished epoch within 240 s"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        run.wait(30)
+    assert run.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        err.splitlines()[-1]]
+    assert "run the same command again" in err.splitlines()[-1]
+    assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("module, argv, field, value", [
+    ("trainers.train", ["--model", "resnet8", "--dataset", "synthetic", "--epochs", "4",
+                        "--out", "{run}"], "epochs", "4"),
+    ("analysis.run", ["{run}"], "batch_size", "32"),
+])
+def test_a_run_folder_config_of_the_wrong_type_is_bad_input_naming_the_field(
+        tmp_path, capsys, module, argv, field, value):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "final.keras").touch()
+    saved = json.loads(TrainConfig(model="resnet8", dataset="synthetic", epochs=4,
+                                   out=str(run)).to_json())
+    (run / "config.json").write_text(json.dumps({**saved, field: value}))
+    main = importlib.import_module(module).main
+    assert main([a.format(run=run) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run / 'config.json'}: field {field!r} is \"{value}\"")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "final.keras"]
+
+
+SMALL_RUN = ["--model", "resnet8", "--dataset", "synthetic", "--epochs", "1", "--batch-size",
+             "32", "--train-size", "64", "--test-size", "32"]
+
+
+def test_synthetic_data_too_large_is_exit_2_with_the_estimate_and_the_limit(tmp_path, capsys):
+    from trainers.train import main
+
+    out = tmp_path / "run"
+    assert main([*SMALL_RUN, "--train-size", "100000000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --train-size 100000000: synthetic data is made for at most "
+                          "1,000,000 examples per split (this size would need about 8.6 TB")
+    assert err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("target", ["link", "missing"])
+def test_an_out_through_a_symlink_that_leads_nowhere_is_exit_2_before_any_work(
+        tmp_path, capsys, target):
+    from trainers.train import main
+
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / target)  # a loop (itself), or a link to nothing
+    for out in (link / "run", link):
+        assert main([*SMALL_RUN, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"error: --out {out}: {link} is a symbolic link that leads nowhere (a "
+                       f"symlink loop or a missing target); fix or remove the link, or choose "
+                       f"another folder.\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["link"]
+
+
+def _disk_full():
+    import tensorflow as tf
+
+    return tf.errors.ResourceExhaustedError(
+        None, None, "saved_model.pb; No space left on device\n\t [[{{node SaveV2}}]]")
+
+
+@pytest.mark.parametrize("module, function, argv", FAILED_RUN)
+@pytest.mark.parametrize("error, code, message", [
+    (_disk_full, 1, "error: ResourceExhaustedError: saved_model.pb; No space left on device\n"),
+    (KeyboardInterrupt, 130, "error: interrupted; run the same command again"),
+])
+def test_every_cli_turns_a_tensorflow_error_or_ctrl_c_into_one_line(
+        tmp_path, capsys, monkeypatch, module, function, argv, error, code, message):
+    run = tmp_path / "finished"
+    run.mkdir()
+    (run / "final.keras").touch()
+    (run / "config.json").write_text(TrainConfig(out=str(run)).to_json())
+
+    def fail(*args, **kwargs):
+        raise error()
+
+    stubbed = importlib.import_module("trainers.train" if module == "analysis.record" else module)
+    monkeypatch.setattr(stubbed, function, fail)
+    main = importlib.import_module(module).main
+    assert main([a.format(tmp=tmp_path, run=run) for a in argv]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1

@@ -1,6 +1,7 @@
 """TrainConfig: JSON round trip, the he2016 recipe, and how epochs/iterations resolve."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -74,3 +75,48 @@ def test_the_evaluation_schedule_and_location_are_not_what_a_run_trains():
         "checkpoint_every": (1, 2)}
     with pytest.raises(ValueError, match="validation_every must be a positive integer"):
         TrainConfig(validation_every=0)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("epochs", "4", "an integer or null"),
+    ("batch_size", "32", "an integer"),
+    ("batch_size", 32.5, "an integer"),
+    ("epochs", True, "an integer or null"),
+    ("learning_rate", "0.1", "a number"),
+    ("augment", "yes", "true or false"),
+    ("model", 20, "a string"),
+    ("data_dir", ["/data"], "a string or null"),
+    ("lr_drops", [0.5, "0.75"], "a list of numbers"),
+    ("lr_multipliers", 0.1, "a list of numbers or null"),
+    ("model_overrides", [1, 2], "an object"),
+])
+def test_a_saved_config_with_a_value_of_the_wrong_type_is_refused_naming_it(
+        tmp_path, field, value, expected):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**json.loads(TrainConfig().to_json()), field: value}))
+    with pytest.raises(ValueError) as raised:
+        TrainConfig.load(path)
+    message = str(raised.value)
+    for part in (str(path), repr(field), json.dumps(value), f"expected {expected}."):
+        assert part in message
+
+
+def test_a_saved_config_takes_whole_numbers_for_floats_and_null_for_unset_fields(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"learning_rate": 1, "epochs": None, "lr_multipliers": [1, 0.5],
+                                "lr_drops": [0.25, 0.5]}))
+    assert TrainConfig.load(path) == TrainConfig(learning_rate=1.0, lr_multipliers=(1.0, 0.5),
+                                                 lr_drops=(0.25, 0.5))
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"epochs": 4', "is not valid JSON"),
+    ("[1, 2]", "must hold a JSON object of TrainConfig fields; got a list"),
+])
+def test_a_saved_config_that_is_not_a_json_object_is_refused_naming_the_file(
+        tmp_path, text, problem):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=problem) as raised:
+        TrainConfig.load(path)
+    assert str(path) in str(raised.value)

@@ -1,7 +1,9 @@
 """The input pipeline: synthetic data, CIFAR pickles, TFDS (mocked), augmentation, errors."""
 
 import pickle
+import re
 import tarfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -198,3 +200,54 @@ def test_tfds_datasets_through_mock_data(monkeypatch, dataset, shape, classes):
 def test_fewer_examples_than_a_batch_is_an_error():
     with pytest.raises(ValueError, match="fewer than one batch of 128"):
         data_lib.load_data(config(batch_size=128))
+
+
+def _fake_tfds_builder(monkeypatch, image, label):
+    """``tfds.builder`` answering with a prepared image-classification dataset of these
+    features."""
+    info = SimpleNamespace(supervised_keys=("image", "label"),
+                           features={"image": image, "label": label})
+    builder = SimpleNamespace(info=info, is_prepared=lambda: True, data_dir_root="/nowhere")
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: builder)
+
+
+@pytest.mark.parametrize("image, label, message", [
+    (tfds.features.Image(shape=(8, 8, 1), dtype=np.float32), tfds.features.ClassLabel(
+        num_classes=3), "has float32 images; only uint8 images (whole numbers 0..255)"),
+    (tfds.features.Image(shape=(8, 8, 3), dtype=np.uint16), tfds.features.ClassLabel(
+        num_classes=3), "has uint16 images"),
+    (tfds.features.Image(shape=(8, 8, 3)), tfds.features.Tensor(shape=(), dtype=np.float32),
+     "has labels of type Tensor (float32); only class-index labels"),
+])
+def test_tfds_images_that_are_not_uint8_or_labels_that_are_not_classes_are_refused(
+        monkeypatch, image, label, message):
+    _fake_tfds_builder(monkeypatch, image, label)
+    with pytest.raises(ValueError, match=re.escape(f"TFDS dataset 'floaty' {message}")):
+        data_lib.locate("floaty", None)
+
+
+def test_uint8_tfds_images_with_class_labels_are_accepted(monkeypatch):
+    _fake_tfds_builder(monkeypatch, tfds.features.Image(shape=(8, 8, 3)),
+                       tfds.features.ClassLabel(num_classes=3))
+    assert data_lib.locate("floaty", None) == data_lib.Source("tfds")
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ({"train_size": 100_000_000}, "--train-size 100000000: synthetic data is made for at most "
+                                  "1,000,000 examples per split (this size would need about "
+                                  "8.6 TB of memory while made)"),
+    ({"test_size": 2_000_000}, "--test-size 2000000: synthetic data is made for at most"),
+])
+def test_synthetic_data_beyond_what_the_generator_makes_is_refused(sizes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data_lib.synthetic_splits(config(**sizes))
+
+
+def test_synthetic_data_beyond_the_available_memory_is_refused_before_allocating(monkeypatch):
+    monkeypatch.setattr(data_lib, "available_memory", lambda: 10**8)  # 100 MB
+    with pytest.raises(ValueError, match=re.escape(
+            "--train-size 2000 and --test-size 40: synthetic data that large needs about "
+            "175 MB of memory while made (86 kB per example), more than the 100 MB available; "
+            "at most 1,162 examples in all fit here.")):
+        data_lib.synthetic_splits(config(train_size=2000))
+    assert data_lib.synthetic_splits(config(train_size=1000)).input_shape == (32, 32, 3)

@@ -9,17 +9,27 @@ A field ``batch_size: int | None`` becomes ``--batch-size N``; a ``bool`` ``--x/
 ``tuple[float, ...]`` ``--x A B ...``; a bare ``dict`` one JSON value; a ``dict[str, float]``
 ``--x NAME=VALUE ...``. Exit codes (``run_cli``), the same for every CLI: 0 done; 2 bad input (a
 ``ValueError``, a refused flag included), one ``error:`` line on stderr; 1 a run that started
-and failed (``RunFailed``, e.g. a diverged training run, or an ``OSError`` such as a failed
-write), one ``error:`` line. Never a traceback. Standard library only: ``trainers.array_fit``
-runs where there is no TensorFlow.
+and failed (``RunFailed``, e.g. a diverged training run, an ``OSError`` such as a failed write,
+a ``MemoryError``, or a TensorFlow ``OpError`` such as ``NotFoundError``), one ``error:`` line;
+130 interrupted (Ctrl-C), one line saying that the same command picks up again. Never a
+traceback. Standard library only: ``trainers.array_fit`` runs where there is no TensorFlow, so
+TensorFlow's errors are recognised by their class, not imported.
 """
 
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import types
 import typing
+
+INTERRUPTED = 130  # the shell's exit status for a process ended by SIGINT (128 + 2)
+# TensorFlow's op errors print their graph's context around the message: these lines (and
+# indented stack lines) are context; the ``{{function_node ...}}`` prefix and ``[Op:...]``
+# suffix of the message line are too.
+TF_CONTEXT_LINE = re.compile(r"Graph execution error:|Detected at node ")
+TF_DECORATIONS = re.compile(r"^\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\]$")
 
 
 class RunFailed(RuntimeError):
@@ -37,20 +47,53 @@ class Parser(argparse.ArgumentParser):
 
 def run_cli(command, *args) -> int:
     """``command(*args)``'s exit code: 0 when it returns, 2 for a ``ValueError`` (bad input),
-    1 for ``RunFailed`` or ``OSError`` (a failed run); each error one line, no traceback."""
+    1 for ``RunFailed``, ``OSError``, ``MemoryError`` or a TensorFlow op error (a failed run:
+    TensorFlow ops run only once the input is checked), 130 for Ctrl-C; each one line, no
+    traceback. Any other exception is a bug and keeps its traceback."""
     try:
         command(*args)
+    except KeyboardInterrupt:
+        return _report("interrupted; run the same command again to pick up where it stopped "
+                       "(a training run resumes from its last finished epoch)", INTERRUPTED)
     except ValueError as error:
-        return _report(error, 2)
+        return _report(_one_line(str(error)), 2)
     except (RunFailed, OSError) as error:
-        return _report(error, 1)
+        return _report(_one_line(str(error)), 1)
+    except MemoryError as error:
+        return _report(f"out of memory ({_one_line(str(error)) or 'MemoryError'}); use smaller "
+                       f"sizes or a machine with more memory", 1)
+    except Exception as error:
+        if not is_tensorflow_error(error):
+            raise
+        return _report(f"{type(error).__name__}: {tensorflow_message(error)}", 1)
     return 0
 
 
-def _report(error: Exception, code: int) -> int:
-    """Print ``error`` as the one ``error:`` line and return ``code``."""
-    print(f"error: {error}", file=sys.stderr)
+def _report(message: str, code: int) -> int:
+    """Print ``message`` as the one ``error:`` line and return ``code``."""
+    print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: its lines joined by spaces, so the ``error:`` line stays one."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def is_tensorflow_error(error: BaseException) -> bool:
+    """Whether ``error`` is a ``tf.errors.OpError`` (``NotFoundError``,
+    ``ResourceExhaustedError``, ...), told by its classes so TensorFlow is never imported."""
+    return any(kind.__name__ == "OpError" and kind.__module__.startswith("tensorflow")
+               for kind in type(error).__mro__)
+
+
+def tensorflow_message(error: BaseException) -> str:
+    """The first line of a TensorFlow error that says what went wrong: its graph context
+    (``Graph execution error:``, the node and its stack) and op decorations left out."""
+    for line in str(error).splitlines():
+        if line.strip() and not line[0].isspace() and not TF_CONTEXT_LINE.match(line):
+            return TF_DECORATIONS.sub("", line.strip())
+    return type(error).__name__
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_class, help: dict, *,

@@ -33,6 +33,13 @@ from trainers.config import TrainConfig
 SYNTHETIC = "synthetic"
 SYNTHETIC_SHAPE = (32, 32, 3)
 SYNTHETIC_SIZES = {"train": 2048, "test": 512}
+# Synthetic data is a small task for checking a setup, not a benchmark: at most this many
+# examples per split (twenty CIFAR training sets).
+SYNTHETIC_MAX_EXAMPLES = 1_000_000
+# Memory per synthetic example while it is made: three float64 images alive at the peak
+# (the pattern, the noise and their sum) and four uint8 copies kept (the array, its tensor,
+# the cache and the training split held whole for shuffling).
+SYNTHETIC_BYTES_PER_EXAMPLE = (3 * 8 + 4) * int(np.prod(SYNTHETIC_SHAPE))
 PAD = 4  # pixels of mean-colour padding before the random crop
 EPOCH_SEED_STRIDE = 1_000_003  # seed * stride + epoch: a different shuffle seed per (seed, epoch)
 NETWORK_PROBE = ("storage.googleapis.com", 443)
@@ -256,7 +263,25 @@ def _tfds_builder(dataset: str, data_dir: str | None):
     if None in features["image"].shape:
         raise ValueError(f"TFDS dataset {dataset!r} has images of varying size "
                          f"{features['image'].shape}; only fixed-size images are supported.")
+    _check_tfds_types(dataset, features)
     return builder
+
+
+def _check_tfds_types(dataset: str, features) -> None:
+    """The pipeline takes uint8 images (0..255, the scale of the model's standardisation) and
+    class-index labels: refuse other image dtypes and labels that are not a ``ClassLabel``
+    (e.g. floats) rather than casting them (a cast would wrap or truncate values silently)."""
+    import tensorflow_datasets as tfds
+
+    image_dtype = tf.as_dtype(features["image"].dtype)
+    if image_dtype != tf.uint8:
+        raise ValueError(f"TFDS dataset {dataset!r} has {image_dtype.name} images; only uint8 "
+                         f"images (whole numbers 0..255) are supported.")
+    if not isinstance(features["label"], tfds.features.ClassLabel):
+        raise ValueError(f"TFDS dataset {dataset!r} has labels of type "
+                         f"{type(features['label']).__name__} "
+                         f"({tf.as_dtype(features['label'].dtype).name}); only class-index "
+                         f"labels (a ClassLabel feature) are supported.")
 
 
 def network_available(timeout: float = 3.0) -> bool:
@@ -292,13 +317,16 @@ def read_splits(config: TrainConfig, source: Source) -> Splits:
     if source.kind == "synthetic":
         return synthetic_splits(config)
     if source.kind == "pickle":
-        return read_cifar_pickles(config.dataset, source.path)
+        return read_cifar_pickles(config.dataset, source.path, config.train_size,
+                                  config.test_size)
     return read_tfds(config.dataset, source)
 
 
-def read_cifar_pickles(dataset: str, path: Path) -> Splits:
-    """The CIFAR splits from the official python archive or its extracted batches."""
-    arrays = read_arrays(dataset, path)
+def read_cifar_pickles(dataset: str, path: Path, train_size: int | None = None,
+                       test_size: int | None = None) -> Splits:
+    """The CIFAR splits from the official python archive or its extracted batches (only the
+    batches that hold the first ``train_size``/``test_size`` examples are read)."""
+    arrays = read_arrays(dataset, path, train_size, test_size)
     return Splits(*(tf.data.Dataset.from_tensor_slices(arrays[s]) for s in ("train", "test")),
                   num_classes=CIFAR_FILES[dataset]["classes"], input_shape=(32, 32, 3))
 
@@ -324,6 +352,7 @@ def synthetic_splits(config: TrainConfig) -> Splits:
     frequency; Gaussian noise on top. Seeded by ``config.seed``; train and test differ."""
     sizes = {split: getattr(config, f"{split}_size") or SYNTHETIC_SIZES[split]
              for split in ("train", "test")}
+    check_synthetic_sizes(sizes)
     classes = 10
     rng = np.random.default_rng(config.seed)
     colours = rng.uniform(40, 215, size=(classes, 3))
@@ -341,3 +370,48 @@ def synthetic_splits(config: TrainConfig) -> Splits:
         arrays.append((np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)))
     return Splits(*(tf.data.Dataset.from_tensor_slices(a) for a in arrays),
                   num_classes=classes, input_shape=SYNTHETIC_SHAPE)
+
+
+def check_synthetic_sizes(sizes: dict) -> None:
+    """Refuse synthetic splits (``{split: examples}``) larger than ``SYNTHETIC_MAX_EXAMPLES``,
+    or that would not fit in the memory available (estimated with
+    ``SYNTHETIC_BYTES_PER_EXAMPLE``), before any of it is allocated: a ``ValueError`` with the
+    estimate and the limit, instead of a ``MemoryError`` (or the machine swapping) later."""
+    for split, count in sizes.items():
+        if count > SYNTHETIC_MAX_EXAMPLES:
+            raise ValueError(
+                f"--{split}-size {count}: synthetic data is made for at most "
+                f"{SYNTHETIC_MAX_EXAMPLES:,} examples per split (this size would need about "
+                f"{_bytes(count * SYNTHETIC_BYTES_PER_EXAMPLE)} of memory while made); use a "
+                f"smaller --{split}-size.")
+    needed = sum(sizes.values()) * SYNTHETIC_BYTES_PER_EXAMPLE
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"--train-size {sizes['train']} and --test-size {sizes['test']}: synthetic data "
+            f"that large needs about {_bytes(needed)} of memory while made "
+            f"({_bytes(SYNTHETIC_BYTES_PER_EXAMPLE)} per example), more than the "
+            f"{_bytes(available)} available; at most "
+            f"{available // SYNTHETIC_BYTES_PER_EXAMPLE:,} examples in all fit here.")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's ``MemAvailable``), or ``None``
+    where the system does not say."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _bytes(count: int) -> str:
+    """A byte count for a message: ``86 kB``, ``8.6 TB``, ``1,234 TB``."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.3g} {unit}"
+        count /= 1000
+    return f"{count:.3g} TB" if count < 1000 else f"{count:,.0f} TB"

@@ -36,33 +36,72 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
+
+
 def _check_tf_config() -> dict:
-    """The parsed ``TF_CONFIG``; a ``ValueError`` says what is missing."""
-    text = os.environ.get("TF_CONFIG")
-    example = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-               '"task": {"type": "worker", "index": 0}}')
-    if not text:
+    """The parsed ``TF_CONFIG`` that ``multiworker`` needs; a ``ValueError`` when it is unset
+    or malformed."""
+    config = tf_config()
+    if config is None:
         raise ValueError(f"--strategy multiworker needs the TF_CONFIG environment variable, "
-                         f"e.g. TF_CONFIG='{example}' on each worker (index 0 is the chief).")
+                         f"e.g. TF_CONFIG='{TF_CONFIG_EXAMPLE}' on each worker (index 0 is the "
+                         f"chief).")
+    return config
+
+
+def tf_config() -> dict | None:
+    """The parsed ``TF_CONFIG`` environment variable (``None`` when unset or empty), checked
+    wherever it is first read: a JSON object whose ``cluster`` maps each job to its list of
+    ``host:port`` addresses and whose ``task`` names this process's job and index in it. A
+    ``ValueError`` says what is wrong and the shape expected."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return None
     try:
         config = json.loads(text)
-        config["cluster"], config["task"]["type"], config["task"]["index"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"TF_CONFIG is not valid ({error!r}); expected e.g. {example}.") from None
+    except ValueError as error:
+        _bad_tf_config(f"it is not JSON ({error})")
+    if not isinstance(config, dict):
+        _bad_tf_config(f"it is a JSON {type(config).__name__}, not an object")
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(hosts, list) and hosts and all(isinstance(host, str) for host in hosts)
+            for hosts in cluster.values()):
+        _bad_tf_config(f'its "cluster" is {json.dumps(cluster)}, not an object mapping each '
+                       f'job to a non-empty list of "host:port" addresses')
+    if not isinstance(task, dict):
+        _bad_tf_config(f'its "task" is {json.dumps(task)}, not an object with "type" and '
+                       f'"index"')
+    kind, index = task.get("type"), task.get("index")
+    if not isinstance(kind, str) or kind not in cluster:
+        _bad_tf_config(f'its task type {json.dumps(kind)} is not a job of the cluster '
+                       f'({", ".join(cluster)})')
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(
+            cluster[kind]):
+        _bad_tf_config(f'its task index {json.dumps(index)} is not a position in the '
+                       f'{len(cluster[kind])} {kind} addresses (0 to {len(cluster[kind]) - 1})')
     return config
+
+
+def _bad_tf_config(problem: str):
+    """Refuse the ``TF_CONFIG`` environment variable: ``problem`` and the shape expected."""
+    raise ValueError(f"TF_CONFIG is not valid: {problem}; expected e.g. "
+                     f"TF_CONFIG='{TF_CONFIG_EXAMPLE}'.")
 
 
 def is_chief() -> bool:
     """Whether this process writes the run folder: always, except under a ``TF_CONFIG``
-    cluster, where only the ``chief`` task (or worker 0 when there is no chief) writes."""
-    text = os.environ.get("TF_CONFIG")
-    if not text:
+    cluster, where only the ``chief`` task (or worker 0 when there is no chief) writes. A
+    malformed ``TF_CONFIG`` is a ``ValueError`` (``tf_config``)."""
+    config = tf_config()
+    if config is None:
         return True
-    config = json.loads(text)
-    task = config.get("task", {})
-    if "chief" in config.get("cluster", {}):
-        return task.get("type") == "chief"
-    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+    task = config["task"]
+    if "chief" in config["cluster"]:
+        return task["type"] == "chief"
+    return task["type"] == "worker" and task["index"] == 0
 
 
 def check_batch_size(batch_size: int, strategy: tf.distribute.Strategy) -> None:
