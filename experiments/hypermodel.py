@@ -4,6 +4,12 @@ Each trial's hyperparameters become one ``TrainConfig`` (model name, shortcut op
 and the trial then runs exactly as ``python -m trainers.train`` would: the same data pipeline,
 ``compile_model`` (SGD, He et al. 2016's schedule, loss, metrics) and callbacks, and Keras
 ``fit``. Batch size is a hyperparameter, so ``fit`` loads the data with the trial's batch.
+
+A trial whose loss stops being finite (or whose weights do) has diverged: ``diverged.json`` in its
+folder says where, and the trial ends ``FAILED`` (with that reason as its message, no traceback),
+so KerasTuner neither retries it nor ranks it: a diverged model is never the best one. A diverged
+trial is a result of the sweep (a learning rate too high), so it does not count towards the
+trials in a row that may crash before the sweep stops (``CRASHES_IN_A_ROW``).
 """
 
 import dataclasses
@@ -13,15 +19,19 @@ from pathlib import Path
 
 import keras
 import keras_tuner
+import numpy as np
 
 import keras_resnets
 from experiments.spaces import OVERRIDE_KEYS, SearchSpace
 from keras_resnets.names import format_name
+from trainers import cli
 from trainers.config import TrainConfig
 from trainers.data import load_data
 from trainers.train import build_model, compile_model, fit, make_callbacks
 
 TRIAL_INFO = "trial_info.json"  # the model a trial trains: name, overrides, parameter count
+DIVERGED = "diverged.json"  # marks a trial whose loss or weights stopped being finite
+CRASHES_IN_A_ROW = 3  # KerasTuner's default limit of failed trials in a row, for crashes only
 OBJECTIVE = "val_accuracy"  # maximised; reported as val error % = 100 * (1 - accuracy)
 
 
@@ -96,6 +106,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         (Hyperband) override the config's epochs.
         """
         run_dir = Path(run_dir or self.config.out)
+        (run_dir / DIVERGED).unlink(missing_ok=True)  # from an earlier, interrupted try
         config = self.trial_config(hp, out=str(run_dir))
         config.save(run_dir / "config.json")
         data = self.data(config)
@@ -103,22 +114,64 @@ class ZooHyperModel(keras_tuner.HyperModel):
         info = {"model": config.model, "model_overrides": config.model_overrides,
                 "parameters": keras_resnets.count_parameters(model)}
         (run_dir / TRIAL_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        history = fit(model, config, data, [*make_callbacks(config, run_dir, steps), *callbacks],
+        trainer_callbacks = make_callbacks(config, run_dir, steps)
+        history = fit(model, config, data, [*trainer_callbacks, *callbacks],
                       epochs=kwargs.pop("epochs", config.resolved_epochs(steps)),
                       initial_epoch=kwargs.pop("initial_epoch", 0), **kwargs)
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        mark_divergence(model, trainer_callbacks[0], run_dir)
         return history
+
+
+def mark_divergence(model, guard, run_dir: Path) -> None:
+    """Write ``diverged.json`` (as ``experiments.ablate`` does for its runs) when the trial's
+    loss stopped being finite (the trainer's ``DivergenceGuard`` stopped it) or its weights did
+    (an update after the last loss the guard saw). ``TrialFolders`` then ends the trial
+    ``FAILED``: its score would be the accuracy of a NaN model, which can rank first among
+    poorly trained trials."""
+    if guard.diverged:
+        epoch, batch, loss = guard.diverged
+        reason = f"the loss became {loss} at epoch {epoch}, batch {batch}"
+    elif not all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights):
+        reason = "its weights stopped being finite"
+    else:
+        return
+    error = f"Trial diverged: {reason}; try a lower learning rate or a warmup."
+    (run_dir / DIVERGED).write_text(json.dumps({"diverged": True, "error": error}) + "\n")
 
 
 class TrialFolders:
     """Tuner mixin: ``HyperModel.fit`` gets the trial's folder (``run_dir``), so the trainer's
-    logs and epoch backups of a trial live beside KerasTuner's files for it."""
+    logs and epoch backups of a trial live beside KerasTuner's files for it; a diverged trial
+    ends ``FAILED``; the sweep stops after ``CRASHES_IN_A_ROW`` trials in a row that crashed
+    (diverged ones do not count)."""
+
+    crashes = 0  # trials in a row, up to the last one, that failed without diverging
 
     def run_trial(self, trial, *args, **kwargs):
         """KerasTuner's ``run_trial``, with the trial's own folder passed to ``fit`` as
         ``run_dir``."""
         run_dir = self.get_trial_dir(trial.trial_id)
         return super().run_trial(trial, *args, run_dir=run_dir, **kwargs)
+
+    def on_trial_end(self, trial):
+        """KerasTuner's end of a trial (the oracle records it, the state is saved), as
+        ``FAILED`` with ``diverged.json``'s reason when it diverged (``Oracle.end_trial`` takes
+        COMPLETED, INVALID or FAILED: failed, not retried, never ranked); then ``RunFailed`` once
+        ``CRASHES_IN_A_ROW`` trials in a row have crashed. KerasTuner's own limit counts
+        diverged trials too and is off (``make_tuner``): a sweep over learning rates may diverge
+        many times in a row and still find its best trial."""
+        marker = Path(self.get_trial_dir(trial.trial_id)) / DIVERGED
+        diverged = marker.is_file()
+        if diverged:
+            trial.status, trial.message = "FAILED", json.loads(marker.read_text())["error"]
+        super().on_trial_end(trial)
+        crashed = trial.status != "COMPLETED" and not diverged
+        self.crashes = self.crashes + 1 if crashed else 0
+        if self.crashes == CRASHES_IN_A_ROW:
+            last = (trial.message or "no message").strip().splitlines()[-1]
+            raise cli.RunFailed(f"The sweep stopped: {self.crashes} trials in a row failed "
+                                f"without diverging; the last with {last}")
 
 
 class RandomSearch(TrialFolders, keras_tuner.RandomSearch):
@@ -142,7 +195,9 @@ def make_tuner(kind: str, hypermodel: ZooHyperModel, directory, project_name: st
     ``directory/project_name`` (``overwrite=False``: an interrupted sweep resumes).
 
     ``max_trials`` bounds random and Bayesian search; Hyperband sizes its brackets from the base
-    config's epochs (the most one model trains) with a factor of 3.
+    config's epochs (the most one model trains) with a factor of 3. KerasTuner's limit of failed
+    trials in a row is off (``None`` never equals its count): ``TrialFolders`` keeps it for
+    crashes, without the diverged trials.
     """
     config = hypermodel.config
     budget = {"max_epochs": config.epochs, "factor": 3} if kind == "hyperband" else {
@@ -151,4 +206,4 @@ def make_tuner(kind: str, hypermodel: ZooHyperModel, directory, project_name: st
         hypermodel=hypermodel, objective=keras_tuner.Objective(OBJECTIVE, "max"),
         seed=config.seed + 1,  # KerasTuner draws a random seed when given 0
         directory=str(directory), project_name=project_name, overwrite=False,
-        distribution_strategy=strategy, **budget)
+        distribution_strategy=strategy, max_consecutive_failed_trials=None, **budget)

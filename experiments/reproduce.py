@@ -1,8 +1,8 @@
 """Jastrzebski et al. 2018's figures at a chosen scale, in one command: train, measure, judge.
 
-    python -m experiments.reproduce --figures all --data-dir ~/data --out results/jastrzebski2018
+    python -m experiments.reproduce --figures all --data-dir ~/data --out sweeps/j18-full
     python -m experiments.reproduce --figures cosine drop --width 0.25 --blocks 4 --epochs 10 \\
-        --train-size 10000 --data-dir ~/data --out results/jastrzebski2018
+        --train-size 10000 --data-dir ~/data --out sweeps/j18-small
 
 Each figure names the paper's networks it needs (``FIGURES``). Every network trains once with
 its own ``jastrzebski2018-*`` recipe (``trainers.config``), recording the cosine loss and l2
@@ -19,8 +19,14 @@ Scale: ``--width`` multiplies every network's filters, ``--blocks`` caps its blo
 first N examples, ``--sharing-depth``/``--sharing-shared`` size the sharing nets. Anything below
 the paper's scale is listed in the report, with the full-scale command. Committed work is never
 redone: a network in the ledger is not retrained, an analysis whose ``analysis_config.json``
-matches is not re-measured. Every setting, and every figure's needs against the networks at
-this scale, is checked before any training.
+matches is not re-measured. Every setting, every figure's needs against the networks at
+this scale, and every ledger row and run folder it would reuse are checked before anything is
+written (``OUT/reproduce_config.json`` included) or trained.
+
+``--out`` defaults to the working folder ``sweeps/jastrzebski2018`` (not committed). The committed
+reduced-scale results, ``results/jastrzebski2018``, are regenerated only by naming them, as
+``sh results/jastrzebski2018/run.sh`` does; there, as anywhere, a network whose ledger row or run
+folder holds other training settings is refused before anything is written.
 """
 
 import argparse
@@ -39,9 +45,10 @@ from analysis.callback import recording_callbacks
 from analysis.frames import check_settings
 from analysis.run import AnalysisConfig, analyze_run
 from analysis.unroll import DEFAULT_STEPS
-from experiments.ablate import train_one
+from experiments.ablate import run_status, train_one
 from experiments.claims import judge, write_claims
-from experiments.sharing import SharingConfig, run_sharing
+from experiments.sharing import SharingConfig, experiment_runs, run_sharing
+from experiments.sharing import train_config as sharing_run_config
 from keras_resnets.registry import NETWORKS
 from trainers import cli
 from trainers.config import TrainConfig
@@ -87,7 +94,7 @@ class ReproduceConfig(JsonConfig):
     figures: tuple[str, ...] = tuple(FIGURES)
     dataset: str = "cifar10"
     data_dir: str | None = None
-    out: str = "results/jastrzebski2018"
+    out: str = "sweeps/jastrzebski2018"  # results/jastrzebski2018 (committed): by its run.sh
     runs: str = "sweeps/jastrzebski2018/runs"
     width: float = 1.0  # multiplies every network's filters
     width_of: dict[str, float] = field(default_factory=dict)  # network -> its own width factor
@@ -220,6 +227,22 @@ def check_networks(config: ReproduceConfig) -> None:
         sharing_config(config)  # SharingConfig refuses an impossible depth / shared count
 
 
+def check_runs(config: ReproduceConfig) -> None:
+    """Refuse up front what the reproduction would refuse half-way, after writing: a ledger row
+    or run folder of other settings for a network or a sharing run (``experiments.ablate.
+    run_status``), and an analysis to make on a recorded run whose folder has no final.keras."""
+    ledger = Ledger(Path(config.out) / "runs.csv")
+    for network in config.networks:
+        status, _ = run_status(train_config(config, network), ledger)
+        if status != "pending" and needs_analysis(config, network):
+            analysable_run(config, network)
+    if {"sharing", "sharing-ablation"} & set(config.figures):
+        experiment = sharing_config(config)
+        sharing_ledger = Ledger(Path(experiment.out) / "runs.csv")
+        for model, overrides in experiment_runs(experiment).values():
+            run_status(sharing_run_config(experiment, model, overrides), sharing_ledger)
+
+
 # ---------------------------------------------------------------------------------------------
 # Running
 
@@ -230,6 +253,7 @@ def reproduce(config: ReproduceConfig, train_fn=None):
     ``analysis.callback.recording_callbacks`` (the training figure)."""
     check_networks(config)
     locate(config.dataset, config.data_dir)  # no data and no network: fail before training
+    check_runs(config)
     train_fn = train_fn or functools.partial(train, recorder=recording_callbacks)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,16 +285,26 @@ def train_network(config: ReproduceConfig, network: str, ledger, train_fn) -> No
 def analyse_network(config: ReproduceConfig, network: str) -> None:
     """``analysis.run`` on the network's final model into ``OUT/<network>/``, unless the
     analysis there was made with the same settings."""
+    if needs_analysis(config, network):
+        analyze_run(AnalysisConfig(run_dir=analysable_run(config, network),
+                                   out=str(Path(config.out) / network),
+                                   **analysis_settings(config, network)))
+
+
+def needs_analysis(config: ReproduceConfig, network: str) -> bool:
+    """Whether ``network`` has measures to make that ``OUT/<network>/`` does not hold yet."""
     settings = analysis_settings(config, network)
-    target = Path(config.out) / network
-    if not settings or _analysed_with(target, settings):
-        return
+    return bool(settings) and not _analysed_with(Path(config.out) / network, settings)
+
+
+def analysable_run(config: ReproduceConfig, network: str) -> str:
+    """The run folder of ``network``; ``ValueError`` when it has no final.keras to analyse."""
     run_dir = train_config(config, network).out
     if not (Path(run_dir) / "final.keras").is_file():
-        raise ValueError(f"{network} needs a new analysis ({target}/analysis_config.json "
-                         f"differs) but its run folder {run_dir} has no final.keras; remove its "
-                         f"row from {config.out}/runs.csv to retrain it.")
-    analyze_run(AnalysisConfig(run_dir=run_dir, out=str(target), **settings))
+        raise ValueError(f"{network} needs a new analysis ({Path(config.out) / network}/"
+                         f"analysis_config.json differs) but its run folder {run_dir} has no "
+                         f"final.keras; remove its row from {config.out}/runs.csv to retrain it.")
+    return run_dir
 
 
 def _analysed_with(folder: Path, settings: dict) -> bool:
@@ -296,7 +330,8 @@ HELP = {
     "figures": f"figures to reproduce: all, or some of {', '.join(FIGURES)}",
     "dataset": "cifar10 (the paper's), cifar100, synthetic",
     "data_dir": "where the dataset lies (trainers.data; real CIFAR-10: ../shared/data)",
-    "out": "results folder: ledger, analyses, claims (commit it)",
+    "out": "results folder: ledger, analyses, claims (a working folder by default; "
+           "results/jastrzebski2018, committed, is written by naming it, as its run.sh does)",
     "runs": "folder of the run folders (weights, checkpoints: not committed)",
     "width": "multiply every network's filters by this (0 < W <= 1)",
     "width_of": "NET=W: this network's own width factor (e.g. j18-wrn=0.1)",

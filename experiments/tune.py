@@ -6,8 +6,11 @@
 The sweep folder holds ``tune.json`` (the sweep's config), KerasTuner's state (``trials/``, one
 ``trial_NN/`` per trial with the trainer's logs), ``trials.csv``/``trials.md`` (one row per
 trial), ``trials.png`` (val error against each swept value), ``best.keras`` and its SavedModel
-(``export/NAME/1``). Running the same command again resumes: finished trials are kept, an
-interrupted one is run again (from its last finished epoch), the rest follow.
+(``export/NAME/1``). A trial whose loss diverged is ``FAILED``, ``diverged`` in the table, and
+never the best; when no trial finished, the command says so (exit 1) and exports nothing.
+Running the same command again resumes: finished trials are kept, an interrupted one is run
+again (from its last finished epoch), the rest follow; ``--out`` may be spelled otherwise
+(``DIR/``, relative), but only the budget (``--max-trials``) may change.
 
 Distributed tuning is KerasTuner's own: one chief process holds the oracle and serves trials
 over gRPC, workers train them. Start the same command on every machine with
@@ -27,16 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 
 from analysis.plots import plot_trials
-from experiments.hypermodel import TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
+from experiments.hypermodel import DIVERGED, TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
 from experiments.spaces import SearchSpace, from_dict, load
 from saved_models.export import export
 from trainers import cli
 from trainers.callbacks import read_history
-from trainers.config import TrainConfig
+from trainers.config import LOCATION_FIELDS, TrainConfig
 from trainers.jsonconfig import JsonConfig
 from trainers.strategy import check_batch_size, make_strategy
 from trainers.tables import markdown_table
@@ -61,7 +63,10 @@ class SweepConfig(JsonConfig):
     out: str = "runs/sweep"
 
     def __post_init__(self):
+        """Check every setting (a ``ValueError`` saying what is accepted); ``out`` is normalised,
+        as ``TrainConfig`` does: ``runs/sweep/`` is ``runs/sweep``."""
         self.space = self.search_space().to_json()  # validated, in one canonical form
+        self.out = os.path.normpath(self.out)
         if self.tuner not in TUNERS:
             raise ValueError(f"Unknown tuner {self.tuner!r}; accepted: {', '.join(TUNERS)}.")
         if self.tuner == "hyperband" and self.max_trials is not None:
@@ -85,12 +90,22 @@ class SweepConfig(JsonConfig):
 
 
 def check_resumable(sweep: SweepConfig) -> None:
-    """Refuse to resume a folder that holds a different sweep (only the budget may change)."""
+    """Refuse to resume a folder that holds a different sweep. Only the budget may change, and
+    where files lie: ``out`` (however it is spelled, ``tune.json`` is in it) and the base run's
+    ``LOCATION_FIELDS`` do not count. Everything else of the base run does, ``validation_every``
+    included: it decides the epochs a trial is scored on."""
     path = Path(sweep.out) / "tune.json"
     if not path.exists():
         return
-    before, now = json.loads(path.read_text()), json.loads(sweep.to_json())
-    changed = sorted(k for k in now if k != "max_trials" and now[k] != before.get(k))
+    before = SweepConfig.from_json(path.read_text())
+    changed = sorted(name for name in ("space", "tuner") if getattr(before, name) !=
+                     getattr(sweep, name))
+    saved = TrainConfig.from_json(json.dumps(before.train))  # as the trainer reads a saved run
+    now = sweep.base_config()
+    train = [name for name, value in dataclasses.asdict(saved).items()
+             if name not in LOCATION_FIELDS and value != getattr(now, name)]
+    if train:
+        changed.append(f"train: {', '.join(train)}")
     if changed:
         raise ValueError(f"{sweep.out} holds a different sweep (its tune.json differs in "
                          f"{', '.join(changed)}); resume it with the same settings or pick a new "
@@ -172,8 +187,7 @@ def trials_frame(tuner, hypermodel) -> pd.DataFrame:
             "epochs": int(history["epoch"].max()) if len(history) else 0,
             "parameters": info.get("parameters"),
             "wall_s": float(history["epoch_time_s"].sum()) if len(history) else 0.0,
-            # The trainer stops at a non-finite loss (papers.md: Table 1's "fail" rows).
-            "diverged": bool(len(history)) and not np.isfinite(history["loss"]).all()})
+            "diverged": (run_dir / DIVERGED).is_file()})
     columns = ["trial", "status", *hypermodel.space.dimensions(), "model", "val_error", "epochs",
                "parameters", "wall_s", "diverged"]
     frame = pd.DataFrame(rows, columns=columns)
@@ -183,11 +197,13 @@ def trials_frame(tuner, hypermodel) -> pd.DataFrame:
 
 
 def save_best(tuner, hypermodel, out: Path) -> dict | None:
-    """``best.keras`` (the best trial's weights at its best epoch), its SavedModel under
+    """``best.keras`` (the best finished trial's weights at its best epoch), its SavedModel under
     ``export/NAME/1`` (``saved_models.export``; the model standardises its raw images itself)
-    and ``best.json``. ``None`` when no trial finished or its checkpoint is not on this machine."""
-    best = tuner.oracle.get_best_trials(1)
-    if not best or best[0].score is None:
+    and ``best.json``. ``None`` when no trial finished or its checkpoint is not on this machine;
+    a diverged trial is ``FAILED``, never a candidate."""
+    best = [trial for trial in tuner.oracle.get_best_trials(1)
+            if trial.status == "COMPLETED" and trial.score is not None]
+    if not best:
         return None
     trial = best[0]
     trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
@@ -210,16 +226,30 @@ def save_best(tuner, hypermodel, out: Path) -> dict | None:
 
 
 def report(tuner, hypermodel, out: Path) -> pd.DataFrame:
-    """Write ``trials.csv``, ``trials.md``, ``trials.png`` and the best model; return the table."""
+    """Write ``trials.csv``, ``trials.md``, ``trials.png`` and the best model; return the table.
+    ``RunFailed`` (exit 1) when no trial finished, after writing the table that says why."""
     frame = trials_frame(tuner, hypermodel)
     frame.to_csv(out / "trials.csv", index=False)
     (out / "trials.md").write_text(markdown_table(frame) + "\n")
     plot_trials(frame, hypermodel.space.dimensions(), out / "trials.png")
+    check_some_trial_finished(frame, out)
     best = save_best(tuner, hypermodel, out)
     if best:
         print(f"Best: trial {best['trial']}, {best['model']}, val error {best['val_error']:.2f}%"
               f" -> {best['keras']}, {best['saved_model']}")
     return frame
+
+
+def check_some_trial_finished(frame: pd.DataFrame, out: Path) -> None:
+    """Refuse to report a best model when no trial finished: say how many diverged and how many
+    failed otherwise (``RunFailed``, exit 1); nothing is exported as the best."""
+    if (frame["status"] == "COMPLETED").any():
+        return
+    diverged = int(frame["diverged"].sum())
+    raise cli.RunFailed(
+        f"No trial finished: {diverged} of {len(frame)} diverged and {len(frame) - diverged} "
+        f"failed otherwise (see {out / 'trials.md'}); no best model exported. Try lower learning "
+        f"rates in the search space.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,7 +291,8 @@ def sweep_from_args(argv=None) -> SweepConfig:
 
 def main(argv=None) -> int:
     """CLI (``trainers.cli.run_cli``): 0 when the sweep finished (or this worker's share of
-    it), 2 for bad settings, 1 when a write failed; one ``error:`` line."""
+    it), 2 for bad settings, 1 when no trial finished (every one diverged or failed) or a write
+    failed; one ``error:`` line."""
     return cli.run_cli(_tune_command, argv)
 
 

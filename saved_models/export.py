@@ -28,6 +28,7 @@ are for legacy models only: a model that standardises itself refuses them.
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -62,16 +63,23 @@ class Standardization:
 
 
 def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse a version folder TF Serving would not load, or one that already holds a model.
+    """Refuse a version folder TF Serving would not load, a file where the version folder (or a
+    folder above it) should be, or a version that already holds a model.
 
-    An ``--overwrite`` killed mid-swap is finished first (``recover``), so the check sees the
-    version TF Serving would serve.
+    The version must be ASCII digits: ``str.isdigit`` and ``int`` also take other scripts' digits
+    (``'１'``), which TF Serving does not read as a version. An ``--overwrite`` killed mid-swap is
+    finished first (``recover``), so the check sees the version TF Serving would serve.
     """
-    if not out.name.isdigit():
+    if not re.fullmatch(r"[0-9]+", out.name):
         raise ValueError(
-            f"--out must end in a numeric version folder (TF Serving loads NAME/VERSION with "
-            f"VERSION an integer, e.g. saved_models/preact110/1); got {str(out)!r}.")
+            f"--out must end in a numeric version folder of ASCII digits 0-9 (TF Serving loads "
+            f"NAME/VERSION with VERSION an integer, e.g. saved_models/preact110/1); got "
+            f"{str(out)!r}.")
     recover(out)
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} is a file, where --out {out} needs a folder; remove it or "
+                             f"choose another --out.")
     if out.exists() and not overwrite:
         raise ValueError(f"{out} already exists; pass --overwrite to replace it or pick a new "
                          f"version number.")
@@ -218,12 +226,15 @@ def install(staging: Path, out: Path) -> None:
 
 def recover(out: Path) -> None:
     """Finish a killed ``install``: put the old version back if the new one never arrived, else
-    delete the old one it did not get to delete."""
+    delete the old one it did not get to delete (a file too: exports before the check for a
+    file at ``out`` set one aside there)."""
     backup = backup_of(out)
     if not backup.exists():
         return
-    if out.exists():
+    if out.exists() and backup.is_dir():
         shutil.rmtree(backup)
+    elif out.exists():
+        backup.unlink()
     else:
         backup.rename(out)
         print(f"Restored {out} from {backup}, set aside by an interrupted --overwrite.")

@@ -11,6 +11,7 @@ from analysis.callback import recording_callbacks
 from experiments import claims, reproduce
 from experiments.claims import NOT_REPRODUCED, REPRODUCED, UNTESTABLE
 from experiments.reproduce import ReproduceConfig
+from trainers.ledger import Ledger
 
 
 def never_train(config, callbacks=()):
@@ -211,3 +212,67 @@ def test_sharing_claims_use_the_noise_margin(tmp_path):
     report = (tmp_path / "claims.md").read_text()
     assert "**Reduced scale**: epochs 2. Full scale: `CMD`" in report
     assert "2 reproduced, 0 not reproduced, 5 not testable at this scale" in report
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing written before every check has passed
+
+
+def small(tmp_path, **settings) -> ReproduceConfig:
+    """A reproduction of the intermediate-accuracy figure (j18-resnet110 alone) at a tiny scale,
+    into ``tmp_path/out``."""
+    return ReproduceConfig(**{"figures": ("intermediate",), "dataset": "synthetic", "width": 0.05,
+                              "blocks": 2, "epochs": 2, "out": str(tmp_path / "out"),
+                              "runs": str(tmp_path / "runs"), **settings})
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under ``folder`` and its bytes."""
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_ledger_of_other_settings_is_refused_before_anything_is_written(tmp_path):
+    """A results folder whose ledger records the network at another scale (a committed one,
+    say) keeps every file as it was, reproduce_config.json included."""
+    recorded = small(tmp_path, epochs=3)
+    Ledger(Path(recorded.out) / "runs.csv").record(
+        reproduce.train_config(recorded, "j18-resnet110"), "finished", {"test_error": 50.0})
+    (Path(recorded.out) / "reproduce_config.json").write_text(recorded.to_json() + "\n")
+    before = snapshot(Path(recorded.out))
+    with pytest.raises(ValueError, match="records j18-resnet110-seed0 with other settings"):
+        reproduce.reproduce(small(tmp_path), never_train)
+    assert snapshot(Path(recorded.out)) == before
+
+
+def test_a_recorded_run_without_its_model_is_refused_before_anything_is_written(tmp_path):
+    """The ledger has the network (so it will not train again) but its analysis is missing and
+    its run folder has no final.keras: refused up front, not after writing the config."""
+    config = small(tmp_path)
+    Ledger(Path(config.out) / "runs.csv").record(
+        reproduce.train_config(config, "j18-resnet110"), "finished", {"test_error": 50.0})
+    before = snapshot(Path(config.out))
+    with pytest.raises(ValueError, match="needs a new analysis .* has no final.keras"):
+        reproduce.reproduce(config, never_train)
+    assert snapshot(Path(config.out)) == before
+
+
+def test_a_sharing_ledger_of_other_settings_is_refused_before_anything_is_written(tmp_path):
+    from experiments import sharing
+
+    recorded = small(tmp_path, figures=("sharing",), epochs=3)
+    experiment = reproduce.sharing_config(recorded)
+    model, overrides = sharing.experiment_runs(experiment)["shared (naive)"]
+    Ledger(Path(experiment.out) / "runs.csv").record(
+        sharing.train_config(experiment, model, overrides), "finished", {"test_error": 50.0})
+    before = snapshot(Path(recorded.out))
+    with pytest.raises(ValueError, match="with other settings"):
+        reproduce.reproduce(small(tmp_path, figures=("sharing",)), never_train)
+    assert snapshot(Path(recorded.out)) == before
+
+
+def test_the_default_out_is_a_working_folder_not_the_committed_results():
+    """Only a deliberate command (the committed run.sh names it) writes results/jastrzebski2018."""
+    default = reproduce.make_parser().parse_args([]).out
+    assert default == ReproduceConfig().out == "sweeps/jastrzebski2018"
+    run_sh = Path(__file__).parents[1] / "results" / "jastrzebski2018" / "run.sh"
+    assert "--out results/jastrzebski2018 " in run_sh.read_text()

@@ -178,11 +178,13 @@ def test_gate_bias_is_conditional_on_a_gated_variant():
     hypermodel.values(hp)
     hp.values.update(base="preact", variant="", batch_size=64, learning_rate=0.05)
     plain = hypermodel.trial_config(hp)
-    assert (plain.model, plain.model_overrides) == ("preact8", {})
+    geometry = {"strided_padding": "symmetric"}  # every run config records it
+    assert (plain.model, plain.model_overrides) == ("preact8", geometry)
     assert (plain.batch_size, plain.learning_rate) == (64, 0.05)
     hp.values.update(variant="gate-exclusive", gate_bias=-6)
     gated = hypermodel.trial_config(hp)
-    assert (gated.model, gated.model_overrides) == ("preact8-gate-exclusive", {"gate_bias": -6})
+    assert (gated.model, gated.model_overrides) == ("preact8-gate-exclusive",
+                                                    {**geometry, "gate_bias": -6})
 
 
 def test_a_chief_and_a_worker_complete_a_sweep(tmp_path, free_ports):
@@ -256,3 +258,79 @@ def test_an_incomplete_kerastuner_cluster_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("KERASTUNER_TUNER_ID", raising=False)
     with pytest.raises(ValueError, match="KERASTUNER_TUNER_ID and KERASTUNER_ORACLE_PORT not"):
         is_worker()
+
+
+def test_resuming_accepts_the_same_folder_spelled_otherwise(resumed, monkeypatch):
+    """``DIR/``, ``DIR`` and a relative path to it are one sweep folder: not "differs in out"."""
+    from experiments.tune import check_resumable
+
+    out = resumed[0]
+    check_resumable(sweep(f"{out}/", 2))
+    monkeypatch.chdir(out.parent)
+    check_resumable(sweep(out.name, 2))
+    check_resumable(sweep(f"./{out.name}/", 3))  # the budget may change too
+
+
+def test_resuming_with_other_training_settings_names_them(resumed):
+    out = resumed[0]
+    other = SweepConfig(space=SPACE, train={**TRAIN, "epochs": 2, "out": str(out)},
+                        tuner="random", max_trials=2, out=str(out))
+    with pytest.raises(ValueError, match="holds a different sweep.*differs in train: epochs"):
+        run_sweep(other)
+
+
+def diverging_space(path, rates) -> Path:
+    """A search-space file over ``rates`` for resnet8 alone."""
+    path.write_text(json.dumps({"model": {"base": "resnet", "depth": 8},
+                                "recipe": {"learning_rate": list(rates)}}))
+    return path
+
+
+def test_a_diverged_trial_is_marked_and_never_the_best(tmp_path):
+    out = tmp_path / "sweep"
+    space = {"model": {"base": "resnet", "depth": 8}, "recipe": {"learning_rate": [0.05, 1e30]}}
+    frame = run_sweep(sweep(out, 2, space)).set_index("learning_rate")
+    assert frame.loc[1e30, "status"] == "FAILED" and frame.loc[1e30, "diverged"]
+    assert pd.isna(frame.loc[1e30, "val_error"])
+    assert frame.loc[0.05, "status"] == "COMPLETED" and not frame.loc[0.05, "diverged"]
+    table = pd.read_csv(out / "trials.csv")
+    assert sorted(table["diverged"]) == [False, True]
+    best = json.loads((out / "best.json").read_text())
+    assert best["hyperparameters"]["learning_rate"] == 0.05
+    weights = keras.saving.load_model(out / "best.keras", compile=False).get_weights()
+    assert all(np.isfinite(w).all() for w in weights)
+    marker = json.loads((out / "trials" / f"trial_{frame.loc[1e30, 'trial']}" /
+                         "diverged.json").read_text())
+    assert marker["diverged"] and "Trial diverged: the loss became" in marker["error"]
+
+
+def test_a_sweep_whose_trials_all_diverged_exits_1_and_exports_nothing(tmp_path, capsys):
+    """Three diverged trials in a row do not stop the sweep (they are results), and with no
+    finished trial there is no best model: exit 1, one ``error:`` line."""
+    space = diverging_space(tmp_path / "space.json", [1e28, 1e29, 1e30])
+    out = tmp_path / "sweep"
+    code = main(["--space", str(space), "--max-trials", "3", "--out", str(out), *FLAGS])
+    error = capsys.readouterr().err
+    assert code == 1, error
+    assert error.startswith("error: No trial finished: 3 of 3 diverged") and error.count("\n") == 1
+    table = pd.read_csv(out / "trials.csv")
+    assert list(table["status"]) == ["FAILED"] * 3 and table["diverged"].all()
+    assert not (out / "best.keras").exists() and not (out / "best.json").exists()
+    assert not (out / "export").exists()
+
+
+def test_a_sweep_stops_after_three_trials_in_a_row_crash(tmp_path, monkeypatch):
+    """Trials that crash (not diverge) stop the sweep after three in a row, with one line."""
+    from trainers.cli import RunFailed
+
+    def crash(self, hp, model, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(ZooHyperModel, "fit", crash)
+    out = tmp_path / "sweep"
+    space = {"model": {"base": "resnet", "depth": 8},
+             "recipe": {"learning_rate": [0.01, 0.02, 0.05, 0.1, 0.2]}}
+    with pytest.raises(RunFailed, match="3 trials in a row failed without diverging; the last "
+                                        "with RuntimeError: out of memory"):
+        run_sweep(sweep(out, 5, space))
+    assert len(list((out / "trials").glob("trial_*"))) == 3

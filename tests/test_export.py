@@ -212,6 +212,8 @@ def test_existing_version_needs_overwrite(exported):
     ("runs", "m/1", {}, "has no final.keras"),
     ("images.npy", "m/1", {}, "not a .keras file"),
     ("runs/preact8/final.keras", "m/latest", {}, "numeric version"),
+    ("runs/preact8/final.keras", "m/\uff11", {}, "ASCII digits 0-9"),  # full-width 1
+    ("runs/preact8/final.keras", "m/\u0663", {}, "ASCII digits 0-9"),  # Arabic-Indic 3
     ("runs/legacy/final.keras", "m/1", {"mean": MEAN}, "both --mean and --std"),
     ("runs/legacy/final.keras", "m/1", {"mean": (1.0,), "std": (1.0,)}, "3 channels"),
     ("runs/legacy/final.keras", "m/1", {"mean": MEAN, "std": (1.0, 0.0, 1.0)}, "positive"),
@@ -343,3 +345,31 @@ def test_failed_write_exits_1_and_keeps_the_old_version(old_version, monkeypatch
     error = capsys.readouterr().err
     assert error.startswith(f"error: writing {out} failed") and error.count("\n") == 1
     assert served_model(out) == old and not (out.parent / ".old-1").exists()
+
+
+@pytest.mark.parametrize("where", ["version", "name"])
+def test_a_file_where_a_version_folder_belongs_is_refused(exported, tmp_path, capsys, where):
+    """A plain file at ``NAME/VERSION`` (or at ``NAME``) is refused before any work, even with
+    --overwrite: exit 2, the file untouched, nothing set aside beside it."""
+    root, _ = exported
+    out = tmp_path / "serving" / "m" / "1"
+    blocker = out if where == "version" else out.parent
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a model")
+    assert main([str(root / "gated.keras"), "--out", str(out), "--overwrite"]) == 2
+    error = capsys.readouterr().err
+    assert error == f"error: {blocker} is a file, where --out {out} needs a folder; remove it or " \
+                    f"choose another --out.\n"
+    assert blocker.read_text() == "not a model"
+    assert [p.name for p in blocker.parent.iterdir()] == [blocker.name]
+
+
+def test_an_old_version_file_left_aside_is_cleaned_up(old_version, capsys):
+    """A file at ``.old-1`` beside a complete version 1 (what exporting onto a file used to
+    leave) is deleted by the next export, which succeeds."""
+    root, out, _ = old_version
+    (out.parent / ".old-1").write_text("a file once at version 1")
+    assert main([str(root / "gated.keras"), "--out", str(out), "--overwrite"]) == 0, \
+        capsys.readouterr().err
+    assert served_model(out) == str(root / "gated.keras")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["1"]
