@@ -4,6 +4,10 @@
     model = keras_resnets.build("preact110")
     keras_resnets.list_models("resnet110-*")
     keras_resnets.describe("resnet110-gate-exclusive")
+    model = keras_resnets.build("resnet56", weights="akamaster")  # ported from PyTorch
+
+Strided convolutions pad symmetrically, as the papers' code does (``strided_padding``;
+``keras_resnets.units``); models and weights made before keep Keras's ``"same"`` padding.
 
 The lowest layer of the project: it imports none of its other packages
 (``tests/test_layering.py``).

@@ -6,6 +6,15 @@ the unit's ordering, branch and shortcut vary, and so do the widths and units of
 (wide ResNets; Jastrzebski et al. 2018's networks, whose convs also carry biases and whose
 classifier is AvgPool-Flatten-Dense), the way of downsampling (strided units or average
 pooling) and weight sharing of the top blocks of each stage.
+
+Geometry: every convolution pads as the papers' Torch code (fb.resnet.torch) and PyTorch do,
+``(k - 1) / 2`` zeros on every side; for the strided 3x3 convolutions that open stages 2 and 3
+this is explicit symmetric zero padding followed by a ``padding="valid"`` conv, so output
+pixel ``i`` is centred on input pixel ``2i``, the one the shortcut keeps. Keras's
+``padding="same"`` would pad only the bottom and right of an even-sized map (output ``i``
+reading rows ``2i .. 2i+2``). ``strided_padding="same"`` builds that older geometry, the one of
+models and weights made before the setting (``keras_resnets.units``; the shipped ``cifar10``
+weights use it, ``keras_resnets.pretrained``). Same output sizes, same weights either way.
 """
 
 import keras
@@ -35,7 +44,9 @@ def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch
         widths: output width of each stage's units before ``widen`` and the bottleneck's x4.
         stem_width: filters of the stem's 3x3 conv.
         branch, ordering, **unit_options: passed to every ``ResidualUnit`` (shortcut variant,
-            its options, ``projection``, ``dropout_rate``).
+            its options, ``projection``, ``dropout_rate``, ``strided_padding``: ``"symmetric"``
+            by default or ``"same"``, ``pad_placement``: ``"identity-first"`` by default or
+            ``"centred"``).
         widen: width multiplier k of wide ResNets (stage widths 16k, 32k, 64k).
         downsample: ``conv`` (stride 2 in the first unit of every stage after the first, as
             the papers) or ``avgpool`` (2x2 average pooling between stages).

@@ -10,13 +10,27 @@ tables below; adding a model is adding a row.
 import dataclasses
 import difflib
 import inspect
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from keras_resnets import paper, pretrained
 from keras_resnets.architectures import check_architecture, resnet
 from keras_resnets.branches import CONVS_PER_UNIT
 from keras_resnets.names import has_widen, parse_name
+from keras_resnets.parameters import estimate_size
 from keras_resnets.shortcuts import SHORTCUT_OPTIONS, resolve_shortcut
+from keras_resnets.units import (PAD_PLACEMENTS, STRIDED_PADDING, STRIDED_PADDINGS,
+                                 check_choice)
+
+# ``build`` refuses a model beyond these sizes, estimated from its settings before any layer is
+# built (``parameters.estimate_size``), unless ``allow_large=True``: the largest networks of the
+# papers are far below (ResNet-1202: 19.4M parameters and 1,202 layers; Jastrzebski et al.'s
+# wide ResNet: 45.7M), while a mistyped depth such as ``preact100001`` would take minutes and
+# gigabytes before failing.
+MAX_PARAMETERS = 100_000_000
+MAX_LAYERS = 5_000
 
 
 @dataclass(frozen=True)
@@ -156,10 +170,14 @@ FIXED_BY_NAME = ("units_per_stage", "widths", "stem_width", "conv_bias", "head_g
 # Builder arguments a user may override.
 OVERRIDABLE = tuple(p for p in inspect.signature(resnet).parameters
                     if p not in FIXED_BY_NAME) + (
-    "shortcut", "projection", "dropout_rate") + SHORTCUT_OPTIONS
+    "shortcut", "projection", "dropout_rate", "strided_padding", "pad_placement"
+) + SHORTCUT_OPTIONS
 # What a network of NETWORKS takes: its size per stage, and what leaves its structure alone.
 NETWORK_OVERRIDES = ("blocks", "filters", "dropout_rate", "weight_decay", "standardize",
-                     "sync_batchnorm", "num_classes", "input_shape")
+                     "sync_batchnorm", "num_classes", "input_shape", "strided_padding")
+# Overrides that set how the papers' layers are computed, not which layers a model has: a
+# model with only these still is the papers' row (``describe``'s paper numbers).
+GEOMETRY_OVERRIDES = ("strided_padding", "pad_placement")
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -233,13 +251,82 @@ def _units_per_stage(name: str, depth: int, branch: str, offset: int) -> int:
     return units
 
 
-def resolve(name: str, **overrides) -> dict:
-    """The full builder settings of model ``name`` with ``overrides`` applied (validated)."""
+def resolve(name: str, allow_large: bool = False, **overrides) -> dict:
+    """The full builder settings of model ``name`` with ``overrides`` applied (validated).
+
+    Refused with a ``ValueError`` before any work: an unknown name or override, a setting no
+    network can have, a non-finite number anywhere in the overrides, ``num_classes`` or
+    ``input_shape`` that are not positive integers, and a network estimated beyond
+    ``MAX_PARAMETERS`` parameters or ``MAX_LAYERS`` weighted layers unless ``allow_large``.
+    The settings always hold ``strided_padding`` (``"symmetric"`` unless overridden; see
+    ``keras_resnets.units``) and, for the families' models, ``pad_placement``.
+    """
     if not isinstance(name, str):
         raise ValueError(f"A model name must be a string such as 'preact20' (see "
                          f"keras_resnets.list_models()); got {name!r}.")
+    _check_values(name, overrides)
     if name in NETWORKS:
-        return _resolve_network(name, NETWORKS[name], overrides)
+        settings = _resolve_network(name, NETWORKS[name], overrides)
+    else:
+        settings = _resolve_family(name, overrides)
+        settings.setdefault("pad_placement", "identity-first")
+    settings.setdefault("strided_padding", STRIDED_PADDING)
+    try:
+        check_choice("strided_padding", settings["strided_padding"], STRIDED_PADDINGS)
+        if "pad_placement" in settings:
+            check_choice("pad_placement", settings["pad_placement"], PAD_PLACEMENTS)
+    except ValueError as error:
+        raise ValueError(f"{name!r}: {error}") from None
+    _check_size(name, settings, allow_large)
+    return settings
+
+
+def _check_values(name: str, overrides: dict) -> None:
+    """Refuse a non-finite number anywhere in ``overrides`` (nested too: ``standardize``,
+    ``share_batchnorm``), and ``num_classes`` or ``input_shape`` that are not positive
+    integers, before anything is resolved or built."""
+    def non_finite(value) -> bool:
+        if isinstance(value, Mapping):
+            return any(map(non_finite, value.values()))
+        if isinstance(value, (tuple, list)):
+            return any(map(non_finite, value))
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and not math.isfinite(value))
+
+    bad = [key for key, value in overrides.items() if non_finite(value)]
+    if bad:
+        raise ValueError(f"{name!r}: " + ", ".join(f"{key}={overrides[key]!r}" for key in bad)
+                         + ": every number of a model's settings must be finite.")
+    if "num_classes" in overrides and not _positive_int(overrides["num_classes"]):
+        raise ValueError(f"{name!r}: num_classes must be a positive integer (not a bool); got "
+                         f"{overrides['num_classes']!r}.")
+    shape = overrides.get("input_shape", (1, 1, 1))
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 3
+            and all(map(_positive_int, shape))):
+        raise ValueError(f"{name!r}: input_shape must be (height, width, channels), three "
+                         f"positive integers such as (32, 32, 3); got {shape!r}.")
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _check_size(name: str, settings: dict, allow_large: bool) -> None:
+    """Refuse a network beyond ``MAX_PARAMETERS`` or ``MAX_LAYERS`` (estimated from its
+    settings, nothing built) unless ``allow_large``."""
+    parameters, layers = estimate_size(settings)
+    if not allow_large and (parameters > MAX_PARAMETERS or layers > MAX_LAYERS):
+        raise ValueError(
+            f"{name!r} would have about {parameters:,} parameters in {layers:,} weighted "
+            f"layers (estimated before building), beyond the zoo's limits of "
+            f"{MAX_PARAMETERS:,} parameters and {MAX_LAYERS:,} layers (the papers' largest: "
+            f"ResNet-1202, 19.4M parameters). Check the depth; pass allow_large=True to build "
+            f"it anyway.")
+
+
+def _resolve_family(name: str, overrides: dict) -> dict:
+    """A ``{family}{depth}[-{variant}]`` model: its family's and variant's settings, then
+    ``overrides``."""
     prefix, family, depth, widen, variant = _parse(name)
     _refuse_unknown(name, overrides, OVERRIDABLE)
     variant_settings = VARIANTS[variant].settings if variant else {}
@@ -307,16 +394,26 @@ def describe(name: str, **overrides) -> dict:
     ``paper_error`` maps dataset -> test error (%) for every paper row of exactly this model
     (``None`` where the paper reports that training failed); ``reference_errors`` lists He et
     al. 2015's and He et al. 2016 Table 4's errors for it (with mean and std over runs);
-    ``paper_parameters`` is the parameter count the paper prints, where it prints one.
+    ``paper_parameters`` is the parameter count the paper prints, where it prints one. The
+    paper numbers stay with overrides that change only how the layers are computed
+    (``GEOMETRY_OVERRIDES``). ``pretrained`` maps each shipped weights name of the model to
+    its measured test accuracy, where the weights come from (``source``: trained here, or
+    ported from PyTorch and not trained here), how they were trained and the settings they
+    are built with.
     """
     settings = resolve(name, **overrides)
     description = {**_header(name), **settings}
-    rows = [] if overrides else paper.results_for(name)
+    changed = set(overrides) - {*GEOMETRY_OVERRIDES, "allow_large"}  # still the papers' row
+    rows = [] if changed else paper.results_for(name)
     description["paper_error"] = {row.dataset: row.error for row in rows}
-    description["reference_errors"] = [] if overrides else [
+    description["reference_errors"] = [] if changed else [
         dataclasses.asdict(row) for row in paper.reference_errors(name)]
     counted = paper.PARAMETERS.get(name)
-    description["paper_parameters"] = counted.figure if counted and not overrides else None
+    description["paper_parameters"] = counted.figure if counted and not changed else None
+    description["pretrained"] = {
+        weights: {"test_accuracy": entry.test_accuracy, "source": entry.source,
+                  "trained": entry.trained, "settings": dict(entry.settings)}
+        for (model, weights), entry in pretrained.PRETRAINED.items() if model == name}
     return description
 
 
@@ -331,22 +428,29 @@ def _header(name: str) -> dict:
 
 
 def build(name: str, num_classes: int = 10, input_shape=(32, 32, 3), weights=None,
-          **overrides):
+          allow_large: bool = False, **overrides):
     """Build the zoo model ``name`` as a ``keras.Model`` returning logits.
 
     ``weights``: ``None`` (random initialisation) or the name of shipped pretrained weights
-    (``"cifar10"``); those models take raw 0..255 images (``keras_resnets.pretrained``).
+    (``"cifar10"``, trained here; ``"akamaster"``, ported from PyTorch); those models take raw
+    0..255 images and are built with the geometry their weights were made with
+    (``keras_resnets.pretrained``). Settings that make no model (see ``resolve``) are refused
+    before any layer is built, and so is a model estimated beyond ``MAX_PARAMETERS``
+    parameters or ``MAX_LAYERS`` layers unless ``allow_large=True``.
 
     >>> model = build("preact110")                        # doctest: +SKIP
     >>> model = build("resnet110-gate-exclusive", gate_bias=-7)  # doctest: +SKIP
     >>> model = build("preact20", weights="cifar10")      # doctest: +SKIP
+    >>> model = build("resnet56", weights="akamaster")    # doctest: +SKIP
     """
+    _check_values(name, {"num_classes": num_classes, "input_shape": input_shape})
     if weights is None:
-        settings = resolve(name, num_classes=num_classes, input_shape=tuple(input_shape),
-                           **overrides)
+        settings = resolve(name, allow_large=allow_large, num_classes=num_classes,
+                           input_shape=tuple(input_shape), **overrides)
         return resnet(name=name, **settings)
     entry = pretrained.find(name, weights)
     pretrained.check_compatible(entry, num_classes, input_shape, overrides)
-    model = build(name, num_classes, input_shape, standardize=entry.standardize)
+    model = build(name, num_classes, input_shape, standardize=entry.standardize,
+                  **entry.settings)
     model.load_weights(entry.path)
     return model

@@ -8,6 +8,26 @@ need ``F_j(h_j)``, and dropping a block is merging a zero branch). A unit record
 (``stage``) and the widths it maps (``in_filters`` -> ``filters``, ``strides``), so that code
 reading a built model asks the unit (``changes_shape``) instead of parsing layer names or
 kernel shapes.
+
+Convolution geometry (``strided_padding``). A 3x3 convolution with stride 2 pads its input by
+one pixel on every side in the papers' Torch code (fb.resnet.torch, He et al. 2016) and in
+PyTorch (``padding=1``): output pixel ``i`` reads input rows ``2i-1 .. 2i+1``, centred on the
+pixel ``2i`` that the shortcut subsamples. Keras's ``padding="same"`` pads an even-sized input
+only at the bottom and right when the stride is 2, so output ``i`` reads rows ``2i .. 2i+2``,
+half a pixel off the shortcut. ``strided_padding="symmetric"`` (the default) pads explicitly,
+``(k - 1) / 2`` zeros on every side of a ``k x k`` kernel, and convolves with
+``padding="valid"`` (as keras.applications' ResNetV2 does); ``"same"`` is Keras's padding, the
+geometry of every model and weights file made before the setting existed. Both give the same
+output size (``ceil(n / stride)``) and the same weights; only strided convolutions with kernels
+larger than 1x1 differ (a 1x1 kernel is never padded, and stride 1 pads symmetrically either
+way). A unit config without ``strided_padding`` (an older ``.keras`` file) means ``"same"``
+(``upgrade_config``).
+
+Option A's channel placement (``pad_placement``). The parameter-free shortcut of He et al.
+2015 keeps the input's channels and adds zero channels up to the new width: after them
+(``"identity-first"``, as fb.resnet.torch concatenates the zeros; the default), or split
+evenly before and after (``"centred"``, as akamaster/pytorch_resnet_cifar10 pads
+``planes // 4`` zeros on both sides).
 """
 
 import re
@@ -24,6 +44,17 @@ from keras_resnets.shortcuts import resolve_shortcut
 BN_MOMENTUM = 0.9  # Torch's 0.1 in Keras's convention, as in the papers' Torch code.
 BN_EPSILON = 1e-5
 PROJECTIONS = ("conv", "pad")
+STRIDED_PADDINGS = ("symmetric", "same")
+STRIDED_PADDING = "symmetric"  # new models: the papers' geometry
+LEGACY_STRIDED_PADDING = "same"  # configs and weights made before the setting existed
+PAD_PLACEMENTS = ("identity-first", "centred")
+
+
+def check_choice(name: str, value, accepted: tuple) -> str:
+    """``value`` if it is one of ``accepted``, else a ``ValueError`` that lists them."""
+    if value not in accepted:
+        raise ValueError(f"Unknown {name} {value!r}; accepted: {', '.join(accepted)}.")
+    return value
 
 
 class UnitParts(NamedTuple):
@@ -66,14 +97,21 @@ def apply_layers(sequence, x, training=None):
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class ZeroPadShortcut(layers.Layer):
     """He et al. 2015's parameter-free "option A" shortcut: subsample by ``strides`` and
-    zero-pad the new channels, so the shortcut stays an identity on the old ones."""
+    zero-pad the new channels, so the shortcut stays an identity on the old ones.
 
-    def __init__(self, filters, strides=1, **kwargs):
+    ``placement``: ``"identity-first"`` puts the input's channels first and the zeros after
+    them (fb.resnet.torch); ``"centred"`` splits the zeros evenly before and after (the extra
+    one after, for an odd count), as akamaster/pytorch_resnet_cifar10 does.
+    """
+
+    def __init__(self, filters, strides=1, placement="identity-first", **kwargs):
         super().__init__(**kwargs)
         self.filters, self.strides = int(filters), int(strides)
+        self.placement = check_choice("pad_placement", placement, PAD_PLACEMENTS)
 
     def call(self, inputs):
-        """Subsample by ``strides``, then append zero channels up to ``filters``.
+        """Subsample by ``strides``, then add zero channels up to ``filters`` (after the
+        input's, or on both sides: ``placement``).
 
         The subsampling is ``inputs[:, ::s, ::s, :]`` written as a 1x1 average pool with stride
         ``s``: the same numbers and gradients (a window of one pixel divides by one), and on
@@ -86,7 +124,8 @@ class ZeroPadShortcut(layers.Layer):
         extra = self.filters - x.shape[-1]
         if extra < 0:
             raise ValueError(f"Zero-padding cannot shrink {x.shape[-1]} channels to {self.filters}.")
-        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+        before = extra // 2 if self.placement == "centred" else 0
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [before, extra - before]])
 
     def compute_output_shape(self, input_shape):
         """The input's map subsampled by ``strides``, with ``filters`` channels."""
@@ -96,11 +135,13 @@ class ZeroPadShortcut(layers.Layer):
 
     def get_config(self):
         """The ``__init__`` arguments, so ``from_config`` rebuilds the layer."""
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides,
+                "placement": self.placement}
 
 
 def _strided(size, strides):
-    """Spatial size after a "same"-padded strided conv; None stays unknown."""
+    """Spatial size after a strided conv, either geometry (``ceil(size / strides)``); None
+    stays unknown."""
     return None if size is None else -(-size // strides)
 
 
@@ -119,8 +160,12 @@ def upgrade_config(config: dict) -> dict:
     they are: ``stage`` is read back from the name the builder gave the layer
     (``stage2_unit1``, ``stage3_shared``; ``None`` for any other name), and the branch
     ``single`` is renamed ``1conv`` (also in a shared stack's ``unit_options``). ``in_filters``
-    needs no upgrade: a unit built without it records the width of its input."""
+    needs no upgrade: a unit built without it records the width of its input. A unit without
+    ``strided_padding`` was built with Keras's ``"same"`` padding (``LEGACY_STRIDED_PADDING``);
+    a shared stack's units never stride, so its ``unit_options`` need none."""
     config = dict(config)
+    if "strides" in config:  # a unit's config (a stack's has no strides)
+        config.setdefault("strided_padding", LEGACY_STRIDED_PADDING)
     if "stage" not in config:
         match = re.fullmatch(r"stage(\d+)_\w+", config.get("name") or "")
         config["stage"] = int(match.group(1)) if match else None
@@ -172,13 +217,20 @@ class ResidualUnit(layers.Layer):
             it says whether the unit changes the shape (``changes_shape``).
         stage: 1-based stage of the network the unit belongs to (``None`` outside a zoo
             network); ``keras_resnets.ResidualChain`` reads it.
+        strided_padding: ``"symmetric"`` (the papers' geometry: explicit zero padding on every
+            side before a strided conv, then ``padding="valid"``) or ``"same"`` (Keras's
+            padding, the geometry of models made before the setting; see the module
+            docstring).
+        pad_placement: where option A's zero channels go: ``"identity-first"`` (after the
+            input's channels) or ``"centred"``.
     """
 
     def __init__(self, filters, strides=1, branch="basic", ordering="post", shortcut="identity",
                  projection="conv", shortcut_scale=None, branch_scale=None, gate_bias=None,
                  shortcut_dropout=None, dropout_rate=0.0, preactivate_shortcut=False,
                  weight_decay=0.0, conv_bias=False, sync_batchnorm=False, in_filters=None,
-                 stage=None, **kwargs):
+                 stage=None, strided_padding=STRIDED_PADDING, pad_placement="identity-first",
+                 **kwargs):
         super().__init__(**kwargs)
         if int(filters) != filters or filters < 1 or int(strides) != strides or strides < 1:
             raise ValueError(
@@ -203,6 +255,8 @@ class ResidualUnit(layers.Layer):
             raise ValueError(
                 f"Unknown projection {projection!r}; accepted: {', '.join(PROJECTIONS)}.")
         self.projection = projection
+        self.strided_padding = check_choice("strided_padding", strided_padding, STRIDED_PADDINGS)
+        self.pad_placement = check_choice("pad_placement", pad_placement, PAD_PLACEMENTS)
         self._order = get_ordering(ordering)
         self._convs = branch_convs(branch, self.filters, self.strides)
         self._kind, self._options = resolve_shortcut(
@@ -280,8 +334,11 @@ class ResidualUnit(layers.Layer):
             words = self._order.last if is_last else self._order.inner
             words = words[skip_leading:] if i == 0 else words
             for word in words:
-                sequence.append(self._conv(shape, borrowed) if word == "conv"
-                                else self._ordering_layer(word))
+                if word == "conv":
+                    sequence += self._padding(shape)
+                    sequence.append(self._conv(shape, borrowed))
+                else:
+                    sequence.append(self._ordering_layer(word))
             if self.dropout_rate and not is_last:
                 sequence.append(layers.Dropout(self.dropout_rate))
         return sequence
@@ -291,7 +348,7 @@ class ResidualUnit(layers.Layer):
         post-activation, whose branch also ends in BN); then dropout for the dropout variant."""
         sequence = []
         if reshapes and self.projection == "pad" and not self._kind.always_project:
-            sequence.append(ZeroPadShortcut(self.filters, self.strides))
+            sequence.append(ZeroPadShortcut(self.filters, self.strides, self.pad_placement))
         elif reshapes or self._kind.always_project:
             sequence.append(self._conv(ConvShape(self.filters, 1, self.strides), borrowed))
             if not self._order.preactivation:
@@ -303,10 +360,23 @@ class ResidualUnit(layers.Layer):
     def _ordering_layer(self, word: str):
         return ordering_layer(word, synchronized=self.sync_batchnorm)
 
+    def _symmetric(self, shape: ConvShape) -> bool:
+        """Whether this conv pads explicitly on every side (a strided kernel larger than 1x1
+        under ``strided_padding="symmetric"``) rather than with Keras's ``"same"``."""
+        return (self.strided_padding == "symmetric" and shape.strides > 1
+                and shape.kernel_size > 1)
+
+    def _padding(self, shape: ConvShape) -> list:
+        """The explicit zero padding before a conv that pads symmetrically (none otherwise):
+        ``(k - 1) / 2`` on every side, PyTorch's ``padding=1`` for a 3x3 kernel."""
+        return [layers.ZeroPadding2D((shape.kernel_size - 1) // 2)] if self._symmetric(
+            shape) else []
+
     def _conv(self, shape: ConvShape, borrowed, **overrides):
         if borrowed is not None:
             return next(borrowed)
-        options = dict(padding="same", use_bias=self.conv_bias, kernel_initializer=he_normal(),
+        padding = "valid" if self._symmetric(shape) else "same"
+        options = dict(padding=padding, use_bias=self.conv_bias, kernel_initializer=he_normal(),
                        kernel_regularizer=kernel_regularizer(self.weight_decay))
         options.update(overrides)
         return layers.Conv2D(shape.filters, shape.kernel_size, strides=shape.strides, **options)
@@ -350,5 +420,6 @@ class ResidualUnit(layers.Layer):
             shortcut_dropout=self.shortcut_dropout, dropout_rate=self.dropout_rate,
             preactivate_shortcut=self.preactivate_shortcut, weight_decay=self.weight_decay,
             conv_bias=self.conv_bias, sync_batchnorm=self.sync_batchnorm,
-            in_filters=self.in_filters, stage=self.stage)
+            in_filters=self.in_filters, stage=self.stage, strided_padding=self.strided_padding,
+            pad_placement=self.pad_placement)
         return config

@@ -57,7 +57,8 @@ def test_trains_three_runs_and_writes_them_side_by_side(sharing_run):
     assert list(table["model"]) == ["preact20-shared", "preact20-shared-bn", "preact14"]
     assert list(table["test_error"]) == [40.0, 30.0, 20.0]
     assert table["train_error"].tolist() == pytest.approx([10.0] * 3)
-    assert json.loads(table["overrides"][0]) == {"shared_blocks": 2}
+    assert json.loads(table["overrides"][0]) == {"strided_padding": "symmetric",
+                                                 "shared_blocks": 2}  # the run config's
     saved = pd.read_csv(out / "sharing.csv")
     assert list(saved.columns) == list(sharing.COLUMNS)
     report = (out / "sharing.md").read_text()

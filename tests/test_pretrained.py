@@ -50,3 +50,34 @@ def test_unknown_weights_name_lists_what_exists():
 def test_weights_refuse_another_shape_or_class_count(kwargs, message):
     with pytest.raises(ValueError, match=message):
         keras_resnets.build("preact20", weights="cifar10", **kwargs)
+
+
+AKAMASTER_LOGITS = Path(__file__).parent / "fixtures" / "akamaster-first16-logits.npz"
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet32", "resnet44", "resnet56"])
+def test_ported_akamaster_weights_classify_like_the_pytorch_originals(name, test_images):
+    """The fixture holds the original PyTorch models' logits on the 16 images
+    (benchmarks/akamaster_accuracy.py --fixture): the shipped converted weights give them."""
+    images, labels = test_images
+    model = keras_resnets.build(name, weights="akamaster")
+    logits = model.predict(images, verbose=0)
+    with np.load(AKAMASTER_LOGITS) as saved:
+        expected = saved[name]
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    assert (logits.argmax(1) == expected.argmax(1)).all()
+    assert (logits.argmax(1) == labels).sum() >= 15
+
+
+def test_ported_weights_say_where_they_come_from():
+    entry = pretrained.find("resnet56", "akamaster")
+    assert entry.settings == {"strided_padding": "symmetric", "pad_placement": "centred"}
+    assert "not trained here" in entry.source and "BSD-2-Clause" in entry.source
+    assert (pretrained.WEIGHTS_DIR / "LICENSE-akamaster.txt").read_text().startswith(
+        "Copyright (c) 2018, Yerlan Idelbayev")
+    described = keras_resnets.describe("resnet56")["pretrained"]
+    assert described["akamaster"]["source"] == entry.source
+    assert described["akamaster"]["test_accuracy"] == entry.test_accuracy
+    assert keras_resnets.describe("resnet20")["pretrained"]["cifar10"]["source"] == "trained here"
+    for cifar10 in ("preact20", "resnet20"):  # trained before the symmetric geometry
+        assert pretrained.find(cifar10, "cifar10").settings == {"strided_padding": "same"}

@@ -165,7 +165,9 @@ def test_shared_preactivation_feeds_both_paths():
     unit, _ = unit_of(filters=32, strides=2, ordering="preact", preactivate_shortcut=True)
     assert [type(layer).__name__ for layer in unit.preactivation_layers] == [
         "BatchNormalization", "ReLU"]
-    assert isinstance(unit.branch_layers[0], keras.layers.Conv2D)
+    # no second BN-ReLU: the strided conv, after its explicit symmetric padding
+    assert [type(layer).__name__ for layer in unit.branch_layers[:2]] == [
+        "ZeroPadding2D", "Conv2D"]
 
 
 def test_preact_networks_share_the_first_activation_and_end_with_bn_relu():

@@ -8,10 +8,12 @@ iterations, every depth), divided by 10 at 50% and 75% of training, 64k iteratio
 changing its shape (the drops and the warm-up stay at the same fractions of training).
 """
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
 
+from keras_resnets.units import LEGACY_STRIDED_PADDING, STRIDED_PADDING
 from trainers.jsonconfig import JsonConfig
 
 REFERENCE_BATCH = 128  # The papers' mini-batch; the learning rate scales linearly from it.
@@ -121,6 +123,9 @@ class TrainConfig(JsonConfig):
         if not isinstance(self.model_overrides, dict):
             raise ValueError(f"model_overrides must be a JSON object such as "
                              f"'{{\"gate_bias\": -7}}'; got {self.model_overrides!r}.")
+        # Every run records the geometry of its strided convs (keras_resnets.units); a config
+        # written before it did trained with the legacy one (from_json).
+        self.model_overrides = {"strided_padding": STRIDED_PADDING, **self.model_overrides}
         problems = [f"{name} must be {rule} (got {value!r})"
                     for name, value, rule, valid in self._rules() if not valid(value)]
         if problems:
@@ -175,6 +180,21 @@ class TrainConfig(JsonConfig):
         return {name: (getattr(self, name), getattr(other, name))
                 for name in self.__dataclass_fields__
                 if name not in ignored and getattr(self, name) != getattr(other, name)}
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config JSON") -> "TrainConfig":
+        """``JsonConfig.from_json``; a config whose ``model_overrides`` lack
+        ``strided_padding`` was written before runs recorded it and trained with Keras's
+        ``"same"`` padding: it reads back with ``strided_padding="same"``."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None  # the parent says what is wrong
+        if isinstance(data, dict) and isinstance(data.get("model_overrides"), dict):
+            data["model_overrides"] = {"strided_padding": LEGACY_STRIDED_PADDING,
+                                       **data["model_overrides"]}
+            text = json.dumps(data)
+        return super().from_json(text, source)
 
     @classmethod
     def for_recipe(cls, recipe: str = "he2016", **overrides) -> "TrainConfig":
