@@ -5,15 +5,24 @@
 For accelerators without TensorFlow (the GPU machine lent to this project has JAX, not
 TensorFlow). Same recipe as ``trainers.train`` (``TrainConfig``'s ``he2016``, ``StepSchedule``),
 with the standardisation inside the model (it takes raw 0..255 images) and the augmentation as
-a batched layer on the accelerator (``keras_resnets.augment.PadCropFlip``). No tf.distribute,
-no resume: use ``trainers.train`` for long runs. ``--time-budget`` picks the number of epochs
-that fits a wall-clock budget from a timed run of the same model (never from accuracy), and
-shortens the recipe keeping its shape. Writes ``config.json``, ``history.csv``,
-``metrics.json`` and ``{model}.weights.h5`` into ``--out``.
+a batched layer on the accelerator (``keras_resnets.augment.PadCropFlip``, padding with the
+training mean colour as ``trainers.data`` does). No tf.distribute.
+
+Long runs go over several short sessions: after every epoch the run folder's ``resume/``
+(``trainers.array_state``: weights, optimizer, random-number state; the data order is a
+function of seed and epoch) is replaced atomically, and the same command continues from it,
+to the same weights bit for bit as a run never stopped. ``--stop-after SECONDS`` ends a call at
+an epoch boundary; a kill loses at most the epoch under way. ``--time-budget`` instead picks
+the number of epochs that fits a wall-clock budget from a timed run of the same model (never
+from accuracy), and shortens the recipe keeping its shape. ``--mixed-precision`` computes in
+bfloat16. Writes ``config.json``, ``history.csv``, ``metrics.json`` and ``{model}.weights.h5``
+into ``--out`` when the run finishes, and removes ``resume/``.
 """
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,32 +33,44 @@ import pandas as pd
 
 import keras_resnets
 from keras_resnets.augment import PadCropFlip
-from trainers import cli
+from trainers import array_state, cli
 from trainers.cifar_files import CIFAR_FILES, find_cifar_files, read_arrays
 from trainers.config import TrainConfig
 from trainers.schedule import make_schedule
 
 RECIPE_EPOCHS = 164  # 64k iterations of 390 steps, He et al. 2016
 CALIBRATION_STEPS = 40
+MIXED_POLICY = "mixed_bfloat16"  # float32's range: no loss scaling
 
 
 def load_cifar(dataset: str, data_dir: str, train_size=None, test_size=None) -> dict:
     """Float32 0..255 images and int labels of both splits (the first ``train_size`` /
     ``test_size``), with the training images' per-channel mean and std (the model's
-    standardisation)."""
+    standardisation, and the augmentation's padding colour)."""
     found = find_cifar_files(dataset, Path(data_dir))
     if found is None:
+        files = CIFAR_FILES[dataset]
         raise ValueError(f"No {dataset} python batches in {data_dir} (expected "
-                         f"{CIFAR_FILES[dataset]['folder']}/ or {CIFAR_FILES[dataset]['archive']}).")
-    arrays = read_arrays(dataset, found, train_size, test_size)
+                         f"{files['folder']}/ or {files['archive']}).")
+    arrays = read_arrays(dataset, found)
     train_images, train_labels = (a[:train_size] for a in arrays["train"])
     test_images, test_labels = (a[:test_size] for a in arrays["test"])
-    train_images = train_images.astype(np.float32)
-    return {"train": (train_images, train_labels),
+    mean, std = channel_stats(train_images)
+    return {"train": (train_images.astype(np.float32), train_labels),
             "test": (test_images.astype(np.float32), test_labels),
-            "mean": train_images.mean(axis=(0, 1, 2)).tolist(),
-            "std": train_images.std(axis=(0, 1, 2)).tolist(),
+            "mean": mean.tolist(), "std": std.tolist(),
             "num_classes": CIFAR_FILES[dataset]["classes"]}
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 ``images``, as float32: the numbers
+    ``trainers.data.channel_stats`` gives for the same images (float64 sums of uint8 values are
+    exact, so the order of summation does not matter), so both trainers standardise and pad
+    alike."""
+    values = images.reshape(-1, images.shape[-1]).astype(np.float64)
+    mean = values.sum(0) / len(values)
+    std = np.sqrt(np.maximum((values ** 2).sum(0) / len(values) - mean ** 2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
 
 
 def steps_per_epoch(data: dict, batch_size: int) -> int:
@@ -57,13 +78,31 @@ def steps_per_epoch(data: dict, batch_size: int) -> int:
     return -(-len(data["train"][0]) // batch_size)
 
 
+def dtype_policy(config: TrainConfig) -> str:
+    """The Keras dtype policy of the model: ``mixed_bfloat16`` with ``mixed_precision``."""
+    return MIXED_POLICY if config.mixed_precision else "float32"
+
+
 def build_for_training(config: TrainConfig, data: dict, steps_per_epoch: int):
-    """(the zoo model taking raw images, the same model behind ``PadCropFlip``, compiled)."""
-    net = keras_resnets.build(config.model, num_classes=data["num_classes"],
-                              weight_decay=config.weight_decay,
-                              standardize=(data["mean"], data["std"]), **config.model_overrides)
+    """(the zoo model taking raw images, the same model behind ``PadCropFlip``, compiled).
+
+    The augmentation pads with the training mean (``data["mean"]``) and, like the model's
+    standardisation and logits, computes in float32 under mixed precision: it only moves
+    pixels, and bfloat16 would round the mean colour."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy(config))
+    try:
+        net = keras_resnets.build(config.model, num_classes=data["num_classes"],
+                                  weight_decay=config.weight_decay,
+                                  standardize=(data["mean"], data["std"]),
+                                  **config.model_overrides)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if config.mixed_precision:
+        net.get_layer("logits").dtype_policy = "float32"
     images = keras.Input(net.input_shape[1:], name="images")
-    augmented = PadCropFlip(seed=config.seed, name="augment")(images) if config.augment else images
+    augmented = PadCropFlip(seed=config.seed, fill=data["mean"], dtype="float32",
+                            name="augment")(images) if config.augment else images
     trainer = keras.Model(images, net(augmented), name=f"{net.name}_training")
     trainer.compile(optimizer=keras.optimizers.SGD(make_schedule(config, steps_per_epoch),
                                                    momentum=config.momentum),
@@ -93,44 +132,108 @@ def epochs_for_budget(seconds: float, step_seconds: float, steps_per_epoch: int,
     return int(min(RECIPE_EPOCHS, max(4, seconds // epoch_seconds)))
 
 
-def train_arrays(config: TrainConfig, data: dict) -> dict:
-    """Train ``config`` on ``data`` and write the run folder; returns ``metrics.json``'s dict."""
+def epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    """The order of the ``count`` training examples in ``epoch``: a function of the seed and
+    the epoch's number alone, so a resumed run sees the batches an uninterrupted one sees."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+def train_arrays(config: TrainConfig, data: dict, stop_after: float | None = None) -> dict | None:
+    """Train ``config`` on ``data`` into its run folder, continuing from the folder's resume
+    state (``trainers.array_state``) where there is one. Returns ``metrics.json``'s dict once
+    the run is finished, or None when ``stop_after`` seconds ran out first: every call trains
+    at least one whole epoch, then starts another only if it should end within ``stop_after``
+    seconds of the call (judged by the last epoch's time), and the state of the last whole
+    epoch is left to continue from. A stop never falls inside an epoch."""
+    called = time.perf_counter()
     out = Path(config.out)
+    check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.json")
     keras.utils.set_random_seed(config.seed)
     steps = steps_per_epoch(data, config.batch_size)
     net, trainer = build_for_training(config, data, steps)
+    progress = array_state.load(out, trainer) or {"epoch": 0, "seed": config.seed,
+                                                  "train_seconds": 0.0, "history": []}
+    total, trained = config.resolved_epochs(steps), 0
+    while progress["epoch"] < total and not progress.get("diverged"):
+        if trained and stop_after is not None and (
+                time.perf_counter() - called + progress["epoch_seconds"] > stop_after):
+            return None
+        train_epoch(trainer, config, data, progress)
+        array_state.save(out, trainer, progress)
+        trained += 1
+    return finish(config, data, net, trainer, progress)
+
+
+def check_resumable(out: Path, config: TrainConfig) -> None:
+    """A run folder with a resume state continues only the run it holds: a ``ValueError``
+    naming the settings that differ."""
+    if not (out / array_state.FOLDER / array_state.POINTER).is_file():
+        return
+    changed = TrainConfig.load(out / "config.json").differences(config)
+    if changed:
+        raise ValueError(f"{out} holds an unfinished run with other settings (saved, now): "
+                         f"{changed}; rerun with its settings to continue it, or choose "
+                         f"another --out.")
+
+
+def train_epoch(trainer, config: TrainConfig, data: dict, progress: dict) -> None:
+    """Train (and test) epoch ``progress["epoch"]`` in ``epoch_order``, and update
+    ``progress``: epochs done, iterations, seconds, the epoch's history row, and ``diverged``
+    when its training loss is not finite."""
+    epoch = progress["epoch"]
+    images, labels = data["train"]
+    order = epoch_order(config.seed, epoch, len(labels))
     started = time.perf_counter()
-    history = trainer.fit(*data["train"], batch_size=config.batch_size,
-                          epochs=config.resolved_epochs(steps), validation_data=data["test"],
-                          shuffle=True, verbose=2)
-    wall = time.perf_counter() - started
+    history = trainer.fit(images[order], labels[order], batch_size=config.batch_size,
+                          initial_epoch=epoch, epochs=epoch + 1, validation_data=data["test"],
+                          shuffle=False, verbose=2)
+    seconds = time.perf_counter() - started
+    row = {"epoch": epoch + 1, **{name: float(values[-1])
+                                  for name, values in history.history.items()}}
+    progress.update(epoch=epoch + 1, iterations=int(trainer.optimizer.iterations),
+                    epoch_seconds=seconds, train_seconds=progress["train_seconds"] + seconds,
+                    history=[*progress["history"], row],
+                    diverged=not math.isfinite(row["loss"]))
+
+
+def finish(config: TrainConfig, data: dict, net, trainer, progress: dict) -> dict:
+    """Write the finished run's weights, ``history.csv`` and ``metrics.json`` and remove its
+    resume state; returns the metrics."""
+    out = Path(config.out)
     loss, accuracy = trainer.evaluate(*data["test"], batch_size=500, verbose=0)
     net.save_weights(out / f"{config.model}.weights.h5")
-    table = pd.DataFrame(history.history)
-    table.insert(0, "epoch", [epoch + 1 for epoch in history.epoch])
+    table = pd.DataFrame(progress["history"])
     table.to_csv(out / "history.csv", index=False, float_format="%.6g")
     metrics = {"model": config.model, "dataset": config.dataset, "backend": keras.backend.backend(),
-               "epochs": len(history.epoch), "iterations": int(trainer.optimizer.iterations),
-               "test_accuracy": float(accuracy), "test_error": 100 * (1 - float(accuracy)),
-               "test_loss": float(loss), "wall_time_s": wall,
+               "dtype_policy": dtype_policy(config), "epochs": progress["epoch"],
+               "iterations": int(trainer.optimizer.iterations), "test_accuracy": float(accuracy),
+               "test_error": 100 * (1 - float(accuracy)), "test_loss": float(loss),
+               "diverged": bool(progress.get("diverged")),
+               "wall_time_s": progress["train_seconds"],
                "train_examples": len(data["train"][0]), "test_examples": len(data["test"][0]),
                "standardize": {"mean": data["mean"], "std": data["std"]},
                "parameters": keras_resnets.count_parameters(net)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    partial = out / "metrics.json.partial"  # metrics.json marks the run finished: never half
+    partial.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(partial, out / "metrics.json")
+    array_state.clear(out)
     return metrics
 
 
 # The TrainConfig fields this trainer takes as flags; the rest are the he2016 recipe's.
 FLAGS = ("model", "dataset", "data_dir", "out", "epochs", "batch_size", "train_size", "test_size",
-         "steps_per_execution", "seed")
+         "steps_per_execution", "mixed_precision", "seed")
 HELP = {"model": "zoo model name (keras_resnets.list_models())",
         "data_dir": "folder with the CIFAR python batches",
-        "out": "run folder: config.json, history.csv, metrics.json, MODEL.weights.h5",
+        "out": "run folder: config.json, history.csv, metrics.json, MODEL.weights.h5, and "
+               "resume/ while unfinished",
         "epochs": f"shorten the recipe (default: {RECIPE_EPOCHS})",
         "train_size": "keep the first N training images",
-        "test_size": "keep the first N test images"}
+        "test_size": "keep the first N test images",
+        "mixed_precision": f"{MIXED_POLICY} compute; float32 variables, augmentation, "
+                           f"standardisation and logits"}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -141,19 +244,33 @@ def make_parser() -> argparse.ArgumentParser:
                                  "data_dir": {"required": True}, "out": {"required": True}})
     parser.add_argument("--time-budget", type=float,
                         help="seconds: choose the epochs that fit (instead of --epochs)")
+    parser.add_argument("--stop-after", type=float, metavar="SECONDS",
+                        help="stop at the first epoch boundary from which the next epoch would "
+                             "end after SECONDS, leaving OUT/resume/; the same command continues")
     return parser
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's config from ``make_parser``'s parsed flags: the he2016 recipe, the flags on
+    top, ``RECIPE_EPOCHS`` unless ``--epochs`` shortens it."""
+    values = cli.flag_values(TrainConfig, args)
+    return TrainConfig.for_recipe("he2016", **{**values, "epochs": args.epochs or RECIPE_EPOCHS})
+
+
 def main(argv=None) -> int:
-    """CLI (``trainers.cli.run_cli``): 0 trained, 1 a write failed, 2 bad input."""
+    """CLI (``trainers.cli.run_cli``): 0 trained or stopped to continue, 1 a write failed,
+    2 bad input."""
     return cli.run_cli(_fit_command, argv)
 
 
 def _fit_command(argv) -> None:
-    """Check the flags, load the arrays, fit (for ``--time-budget`` seconds) and print metrics."""
+    """Check the flags, load the arrays, fit (for ``--time-budget`` seconds, or until
+    ``--stop-after``) and print the metrics, or where the run stopped."""
     args = make_parser().parse_args(argv)
-    values = cli.flag_values(TrainConfig, args)
-    config = TrainConfig.for_recipe("he2016", **{**values, "epochs": args.epochs or RECIPE_EPOCHS})
+    if args.time_budget and args.stop_after is not None:
+        raise ValueError("--time-budget fits a whole run into one call and --stop-after splits "
+                         "one over several: give --stop-after with --epochs instead.")
+    config = config_from_args(args)
     data = load_cifar(config.dataset, config.data_dir, config.train_size, config.test_size)
     if args.time_budget:
         step = seconds_per_step(config, data)
@@ -162,7 +279,13 @@ def _fit_command(argv) -> None:
                                           len(data["test"][0]) / len(data["train"][0]))
         print(f"{step * 1000:.2f} ms/step -> {config.epochs} epochs fit {args.time_budget:.0f} s",
               flush=True)
-    print(json.dumps(train_arrays(config, data)))
+    metrics = train_arrays(config, data, stop_after=args.stop_after)
+    if metrics is None:
+        saved = array_state.progress(config.out)
+        metrics = {"stopped": True, "epoch": saved["epoch"], "epochs": config.epochs,
+                   "iterations": saved["iterations"],
+                   "resume": str(Path(config.out) / array_state.FOLDER)}
+    print(json.dumps(metrics))
 
 
 if __name__ == "__main__":
