@@ -13,7 +13,6 @@ is reported as not a CIFAR batch and runs nothing. Only the batches a run needs 
 first ``train_size`` training rows come from the first batches alone.
 """
 
-import codecs
 import io
 import pickle
 import re
@@ -155,17 +154,13 @@ class UnsafePickle(pickle.UnpicklingError):
 
 
 # Every global the official batches and numpy's own pickles of uint8/int arrays need (protocols
-# 2 to 5): arrays, their dtypes and scalars, and Python 2 byte strings written by Python 3.
+# 2 to 5): arrays, their dtypes and scalars (numpy 1 named its module ``numpy.core``, numpy 2
+# ``numpy._core``), and Python 2 byte strings written by Python 3.
 _SAFE_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    **{(module, "_reconstruct"): np._core.multiarray._reconstruct
-       for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(module, "scalar"): np._core.multiarray.scalar
-       for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(module, "_frombuffer"): np._core.numeric._frombuffer
-       for module in ("numpy.core.numeric", "numpy._core.numeric")},
-    ("_codecs", "encode"): codecs.encode,
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core")
+      for name in ("_reconstruct", "scalar")),
+    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
 }
 _INTEGER_KINDS = "biu"  # bool and integers: never floats (truncated) or objects (anything)
 
@@ -177,11 +172,10 @@ class SafeUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         """The allowed global ``module.name``; ``UnsafePickle`` for any other."""
-        found = _SAFE_GLOBALS.get((module, name))
-        if found is None:
+        if (module, name) not in _SAFE_GLOBALS:
             raise UnsafePickle(f"it asks to load {module}.{name}, which a CIFAR batch never "
                                f"holds (only numpy arrays, lists, dicts, bytes and numbers)")
-        return found
+        return super().find_class(module, name)
 
 
 def _integer_array(value, dtype) -> np.ndarray:
