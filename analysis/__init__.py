@@ -7,7 +7,8 @@
     result.unroll                             # one row per (update, alpha, group, extra step)
     both = analyze(model, {"train": train, "test": test})   # frames with a split column
 
-``python -m analysis.run RUN_DIR`` analyses a finished training run; ``python -m
+``python -m analysis.run RUN_DIR`` analyses a finished training run (``MODEL.keras``: any
+Keras functional residual network; ``--model preact20 --weights cifar10``: a shipped net); ``python -m
 analysis.record`` trains (``trainers.train``'s flags) while
 ``analysis.callback.IterativeInferenceCallback`` records cosine and l2 ratio; ``analysis.plots``
 draws every figure of the project.

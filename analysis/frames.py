@@ -1,6 +1,7 @@
 """``analyze``: every measurement of Jastrzebski et al. 2018 on a model, as tidy DataFrames.
 
-``analyze(model, dataset)`` returns an ``Analysis``: ``blocks`` has one row per residual block
+``analyze(model, dataset)`` (a zoo model or any Keras functional residual network, seen as
+``keras_resnets.ResidualChain``) returns an ``Analysis``: ``blocks`` has one row per residual block
 (columns ``BLOCK_COLUMNS`` plus those of the measures asked for), ``borderline`` one row per
 (group, last block) (Fig. 6, ``analysis.borderline``), ``unroll`` one row per (update, alpha,
 group, step) (Fig. 7), and ``summary`` the model's own accuracy and loss. ``analyze(model,
@@ -143,10 +144,13 @@ def block_frame(chain: ResidualChain) -> pd.DataFrame:
 def analyze(model, data, measures="all", strategy=None, alphas=DEFAULT_ALPHAS,
             steps=DEFAULT_STEPS, progress=True, updates=DEFAULT_UPDATES,
             last_blocks=None) -> Analysis:
-    """Measure ``model`` (a zoo model returning logits) on ``data`` (batched ``(images,
-    labels)``, or ``{split: dataset}`` for several splits) in inference mode. ``strategy``: a
-    ``tf.distribute`` strategy whose scope built the model (``None``: the one in scope). See
-    ``MEASURES``; ``check_settings`` refuses bad settings before any data is read."""
+    """Measure ``model`` on ``data`` (batched ``(images, labels)``, or ``{split: dataset}``
+    for several splits) in inference mode. ``model`` returns logits: a zoo model, or any Keras
+    functional model whose residual blocks merge with ``keras.layers.Add`` (the rule that
+    finds them: ``keras_resnets.chain``); every measure runs the same code on both.
+    ``strategy``: a ``tf.distribute`` strategy whose scope built the model (``None``: the one
+    in scope). See ``MEASURES``; a model without residual blocks and bad settings are refused
+    before any data is read (``check_settings``)."""
     chain = ResidualChain(model)
     settings = check_settings(chain, measures, alphas, steps, updates, last_blocks)
     if not isinstance(data, Mapping):

@@ -1,4 +1,5 @@
-"""Per-batch measurements of Jastrzebski et al. 2018 on a ``ResidualChain``.
+"""Per-batch measurements of Jastrzebski et al. 2018 on a ``ResidualChain`` (a zoo model or
+any Keras functional residual network: its blocks offer the zoo unit's ``parts`` and ``merge``).
 
 Each ``*_sums`` function maps one batch to per-block SUMS over its examples (plus ``count``),
 so that a loop can add them over batches and replicas and divide once at the end
@@ -8,7 +9,8 @@ moving statistics, so examples do not interact and per-example quantities are we
 Conventions (the paper's chain ``h_{j+1} = h_j + F_j(h_j)`` and its Eq. 3):
 
 - ``F_j(h_j)`` is ``unit.parts(h_j).residual``, the branch output before the merge (for gated
-  or scaled shortcuts, before the gate or scale is applied).
+  or scaled shortcuts, before the gate or scale is applied; for a foreign model, the Add input
+  that is not the shortcut).
 - The gradient ``dL/dh_j`` is that of the summed cross-entropy of the batch, so each example's
   slice is the gradient of its own loss. All of them come from ONE ``tape.gradient`` call.
 - A block whose branch has another shape than its input (the first unit of a downsampling or

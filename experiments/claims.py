@@ -29,14 +29,21 @@ SINGLE = ("j18-single", "j18-avgpool")  # no (or pooling-only) shape changes
 
 
 class Measured:
-    """The reproduction's results folder: per-network analyses and the sharing experiment."""
+    """The reproduction's results folder: per-network analyses and the sharing experiment.
+    ``folders`` maps a network of the paper to the folder measured in its place (a
+    well-trained net judged as the original ResNet, say); the others read ``OUT/<network>``."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, folders: dict | None = None):
         self.out = Path(out)
+        self.folders = dict(folders or {})
+
+    def path(self, network: str, name: str) -> Path:
+        """``OUT/<network's folder>/<name>``."""
+        return self.out / self.folders.get(network, network) / name
 
     def frame(self, network: str, name: str, split: str = "test") -> pd.DataFrame | None:
         """``OUT/<network>/<name>.csv`` rows of ``split`` (None when not measured)."""
-        path = self.out / network / f"{name}.csv"
+        path = self.path(network, f"{name}.csv")
         if not path.is_file():
             return None
         frame = pd.read_csv(path)
@@ -51,12 +58,12 @@ class Measured:
 
     def accuracy(self, network: str, split: str = "test") -> float:
         """The model's own accuracy on ``split``, from ``network``'s ``summary.json``."""
-        summary = json.loads((self.out / network / "summary.json").read_text())
+        summary = json.loads(self.path(network, "summary.json").read_text())
         return summary["splits"][split]["accuracy"]
 
     def chance(self, network: str) -> float:
         """Chance accuracy on ``network``'s dataset (CIFAR-100: 1%; the others: 10 classes)."""
-        summary = json.loads((self.out / network / "summary.json").read_text())
+        summary = json.loads(self.path(network, "summary.json").read_text())
         return 1 / CLASSES.get(summary.get("dataset"), 10)
 
     def sharing(self, name: str) -> pd.DataFrame | None:
@@ -395,7 +402,7 @@ def cosine_during_training(measured):
     """Fig. 2: the cosine averaged over blocks is negative at every epoch after the first (train
     split)."""
     def check(net, _):
-        path = measured.out / net / "training_iterative_inference.csv"
+        path = measured.path(net, "training_iterative_inference.csv")
         if not path.is_file():
             return None
         history = pd.read_csv(path)
@@ -486,10 +493,11 @@ CLAIMS = (
           "Unshared statistics matter most",
           "the shared-statistics ablation has the highest test error", fig9_statistics_most),
 )
-def judge(out, figures=None) -> pd.DataFrame:
+def judge(out, figures=None, folders=None) -> pd.DataFrame:
     """One row per claim of the reproduced ``figures`` (names of ``experiments.reproduce``; all
-    by default): the paper's words, the test, what was measured and the verdict."""
-    measured = Measured(Path(out))
+    by default): the paper's words, the test, what was measured and the verdict. ``folders``:
+    see ``Measured``."""
+    measured = Measured(Path(out), folders)
     rows = []
     for claim in CLAIMS:
         if figures is not None and claim.source not in figures:

@@ -1,18 +1,30 @@
-"""A zoo model seen as the chain of Jastrzebski et al. 2018: ``h_{j+1} = h_j + F_j(h_j)``.
+"""Any residual network seen as the chain of Jastrzebski et al. 2018: ``h_{j+1} = h_j + F_j(h_j)``.
 
-``ResidualChain(model)`` splits a built zoo model into the layers before each residual block
-(the stem, or a transition such as average pooling), the blocks in order (a weight-shared stack
-counts as one block per step), and the head (final BN-ReLU if any, pooling, dense). Analysis
-code runs the same layers the model runs, so there is no second model definition: ``h_j`` is
-the input of block ``j``, ``block.parts(h_j).residual`` is ``F_j(h_j)``, dropping block ``j``
-merges a zero branch, and the head can read any ``h_j`` of the right width. Where a block sits
-comes from what its unit records (``unit.stage``), never from layer names.
+``ResidualChain(model)`` splits a built model into the layers before each residual block (the
+stem, or a transition such as average pooling), the blocks in order, and the head (final
+BN-ReLU if any, pooling, dense). The rule that finds the blocks:
+
+- a zoo model (one with ``ResidualUnit`` layers): each unit is a block, a weight-shared stack
+  counting one block per step; where a block sits comes from what its unit records
+  (``unit.stage``), never from layer names;
+- any other Keras functional model: each ``keras.layers.Add`` of two inputs on the model's main
+  path, the block input ``h_j`` being the tensor both inputs derive from
+  (``keras_resnets.graph``: identity, projection, pooling or zero-padding shortcuts, either input
+  order, an activation after the Add belonging to the block). Stages start at the first block
+  and at every block that changes the shape or has layers before it.
+
+Either way a block offers ``parts(h_j)`` (shortcut and ``F_j(h_j)``) and ``merge``, and analysis
+code runs the same layers the model runs, so there is no second model definition and one
+measurement code path: ``h_j`` is the input of block ``j``, ``block.parts(h_j).residual`` is
+``F_j(h_j)``, dropping block ``j`` merges a zero branch, and the head can read any ``h_j`` of the
+right width.
 """
 
 from dataclasses import dataclass
 
-from keras import ops
+from keras import layers, ops
 
+from keras_resnets.graph import GraphBlock, model_graph
 from keras_resnets.shared import SharedResidualStack
 from keras_resnets.units import ResidualUnit, UnitParts, apply_layers
 
@@ -21,33 +33,32 @@ from keras_resnets.units import ResidualUnit, UnitParts, apply_layers
 class Block:
     """One residual block of the chain, with where it sits in the network."""
 
-    unit: ResidualUnit
-    stage: int | None  # 1-based stage, as the unit records it (None outside a zoo network)
+    unit: ResidualUnit | GraphBlock
+    stage: int | None  # 1-based stage (None for a zoo unit built outside a zoo network)
     index: int  # 0-based position among all blocks
     index_in_stage: int  # 0-based position among the blocks of its stage
-    before: tuple  # non-block layers between the previous block and this one (stem, pooling)
+    # Non-block layers between the previous block and this one (stem, pooling), applied in
+    # turn; for a model found from its graph, one functional model of its own layers.
+    before: tuple
 
 
 class ResidualChain:
-    """The blocks of a zoo model in order, and the stem and head around them."""
+    """The blocks of a residual model in order, and the stem and head around them (the rule of
+    the module docstring); a ``ValueError`` before any data is read when there is none."""
 
     def __init__(self, model):
         self.model = model
-        self.blocks: list[Block] = []
-        pending = []
-        for layer in model.layers[1:]:  # layers[0] is the InputLayer
-            units = _units_of(layer)
-            if not units:
-                pending.append(layer)
-                continue
-            for unit in units:
-                in_stage = sum(block.stage == unit.stage for block in self.blocks)
-                self.blocks.append(Block(unit, unit.stage, len(self.blocks), in_stage,
-                                         tuple(pending)))
-                pending = []
+        _check_logits(model)
+        if any(_units_of(layer) for layer in model.layers):
+            self.blocks, self.head_layers = _zoo_blocks(model)
+        else:
+            self.blocks, self.head_layers = _graph_blocks(model)
         if not self.blocks:
-            raise ValueError(f"Model {model.name!r} has no ResidualUnit: not a zoo model.")
-        self.head_layers = tuple(pending)
+            raise ValueError(
+                f"Model {model.name!r} has no residual block: no zoo ResidualUnit and no "
+                "keras.layers.Add of a block input h_j and a branch F_j(h_j) on the path "
+                "from its input to its output (a residual model nested as one layer is not "
+                "looked into).")
 
     def __len__(self):
         """The number of blocks ``L`` (a shared stack counts one per step)."""
@@ -92,6 +103,49 @@ class ResidualChain:
             parts.append(block.unit.parts(h, training=training))
             h = block.unit.merge(parts[-1], training)
         return inputs, parts, self.head(h, training)
+
+
+def _zoo_blocks(model) -> tuple[list[Block], tuple]:
+    """The units of a zoo model in layer order (a shared stack: one block per step), each with
+    the non-unit layers before it, and the layers after the last unit (the head)."""
+    blocks, pending = [], []
+    for layer in model.layers[1:]:  # layers[0] is the InputLayer
+        units = _units_of(layer)
+        if not units:
+            pending.append(layer)
+            continue
+        for unit in units:
+            in_stage = sum(block.stage == unit.stage for block in blocks)
+            blocks.append(Block(unit, unit.stage, len(blocks), in_stage, tuple(pending)))
+            pending = []
+    return blocks, tuple(pending)
+
+
+def _graph_blocks(model) -> tuple[list[Block], tuple]:
+    """The Add blocks of a functional model (``keras_resnets.graph``), numbered into stages:
+    a stage starts at the first block and at every block that changes the shape or has layers
+    (a transition) before it."""
+    found, head = model_graph(model)
+    blocks, stage, in_stage = [], 0, 0
+    for index, item in enumerate(found):
+        if index == 0 or item.block.changes_shape or item.before:
+            stage, in_stage = stage + 1, 0
+        blocks.append(Block(item.block, stage, index, in_stage, item.before))
+        in_stage += 1
+    return blocks, head
+
+
+def _check_logits(model) -> None:
+    """Refuse a model that ends in a softmax: every measure reads logits (the cross-entropy
+    of Jastrzebski et al. 2018, Eq. 3)."""
+    last = model.layers[-1] if model.layers else None
+    softmax = (isinstance(last, layers.Softmax)
+               or getattr(getattr(last, "activation", None), "__name__", "") == "softmax")
+    if softmax:
+        raise ValueError(
+            f"Model {model.name!r} ends in a softmax ({last.name!r}); the analysis needs "
+            "logits: build it without the final activation (keras.applications: "
+            "classifier_activation=None).")
 
 
 def _units_of(layer) -> list:

@@ -1,4 +1,5 @@
-"""analysis.run: the CLI on a run folder (synthetic data, an untrained saved model)."""
+"""analysis.run: the CLI on a run folder (synthetic data, an untrained saved model), a foreign
+model file and a named pretrained net."""
 
 import dataclasses
 import json
@@ -7,9 +8,10 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 import keras_resnets
-from analysis.run import main, model_inputs
+from analysis.run import main, model_inputs, scaled
 from analysis.unroll import DEFAULT_ALPHAS
 from trainers.config import TrainConfig
 from trainers.data import load_data
@@ -119,3 +121,76 @@ def test_a_rerun_with_fewer_measures_leaves_no_stale_results(run_dir, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "analysis_config.json", "blocks.csv", "fig5_l2_ratio.png", "notes.txt", "report.md",
         "summary.json"]
+
+
+# A model file or a named pretrained net instead of a run folder.
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A small hand-written functional residual net (no zoo layer) saved as a .keras file."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    for _ in range(2):
+        branch = keras.layers.Conv2D(4, 3, padding="same")(keras.layers.ReLU()(x))
+        x = keras.layers.Add()([x, branch])
+    logits = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))
+    path = tmp_path_factory.mktemp("foreign") / "foreign.keras"
+    keras.Model(inputs, logits).save(path)
+    return path
+
+
+def test_a_foreign_model_file_is_analysed_on_the_dataset_asked_for(model_file, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(model_file), "--dataset", "synthetic", "--input-scaling", "unit",
+                 "--limit", "4", "--batch-size", "4", "--measures", "cosine,l2,drop",
+                 "--out", str(out)]) == 0
+    blocks = pd.read_csv(out / "blocks.csv")
+    assert len(blocks) == 2 and blocks["cosine"].between(-1, 1).all()
+    assert json.loads((out / "analysis_config.json").read_text())["input_scaling"] == "unit"
+    assert "model file: `" in (out / "report.md").read_text()
+
+
+def test_a_named_pretrained_net_is_analysed(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--model", "preact20", "--weights", "cifar10", "--dataset", "synthetic",
+                 "--limit", "4", "--batch-size", "4", "--measures", "l2", "--out",
+                 str(out)]) == 0
+    assert len(pd.read_csv(out / "blocks.csv")) == 9
+    assert json.loads((out / "summary.json").read_text())["model"] == "preact20"
+
+
+@pytest.mark.parametrize("scaling, expected", [
+    ("raw", [0.0, 127.5, 255.0]), ("standardize", [-1.0, 0.0, 1.0]), ("unit", [0.0, 0.5, 1.0]),
+    ("symmetric", [-1.0, 0.0, 1.0])])
+def test_input_scalings(scaling, expected):
+    images = tf.constant([[0.0, 127.5, 255.0]])
+    data = dataclasses.make_dataclass("Stats", ["mean", "std"])((127.5,), (127.5,))
+    given = next(iter(scaled(tf.data.Dataset.from_tensors((images, [0])), scaling, data)))
+    np.testing.assert_allclose(given[0][0], expected, atol=1e-6)
+
+
+def test_a_model_file_with_a_lambda_layer_is_refused_unread(tmp_path, capsys):
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    assert main([str(tmp_path / "lambda.keras"), "--dataset", "synthetic", "--out",
+                 str(tmp_path / "out")]) == 2
+    assert "safe_mode" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{file}", "--out", "{tmp}/o"], "--dataset is required for a model file"),
+    (["{file}", "--dataset", "synthetic"], "--out is required"),
+    (["{run}", "--input-scaling", "unit"], "--input-scaling is for a model file"),
+    (["--model", "preact20", "--out", "{tmp}/o"], "needs --weights"),
+    (["--model", "preact20", "--weights", "imagenet", "--out", "{tmp}/o"],
+     "No pretrained weights 'imagenet'"),
+    (["{run}", "--model", "preact20", "--weights", "cifar10"], "Give one model to analyse"),
+    ([], "Give one model to analyse"),
+])
+def test_bad_model_sources_are_clear_errors(run_dir, model_file, tmp_path, capsys, argv,
+                                            message):
+    argv = [a.format(file=model_file, run=run_dir, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
