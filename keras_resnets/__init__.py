@@ -5,6 +5,10 @@
     keras_resnets.list_models("resnet110-*")
     keras_resnets.describe("resnet110-gate-exclusive")
     model = keras_resnets.build("resnet56", weights="akamaster")  # ported from PyTorch
+    keras_resnets.list_models(pretrained=True)                    # the nets with shipped weights
+    model = keras_resnets.build("preact20", weights="cifar10", num_classes=2)  # fresh classifier
+    features = keras_resnets.build("preact20", weights="cifar10", include_top=False, pooling="avg")
+    stages = keras.Model(model.input, model.pyramid_outputs)  # {"P0": .., "P1": .., "P2": ..}
 
 Strided convolutions pad symmetrically, as the papers' code does (``strided_padding``;
 ``keras_resnets.units``); models and weights made before keep Keras's ``"same"`` padding.
@@ -13,7 +17,7 @@ The lowest layer of the project: it imports none of its other packages
 (``tests/test_layering.py``).
 """
 
-from keras_resnets.architectures import standardization_of
+from keras_resnets.architectures import pyramid_outputs, standardization_of
 from keras_resnets.augment import PadCropFlip
 from keras_resnets.chain import Block, ResidualChain
 from keras_resnets.normalization import BatchNormalization
@@ -25,5 +29,5 @@ from keras_resnets.units import ResidualUnit, UnitParts, ZeroPadShortcut
 
 __all__ = ["build", "describe", "list_models", "BatchNormalization", "Block", "PadCropFlip",
            "ResidualChain", "ResidualUnit", "SharedResidualStack", "StepSchedule", "UnitParts",
-           "ZeroPadShortcut", "count_parameters", "standardization_of"]
+           "ZeroPadShortcut", "count_parameters", "pyramid_outputs", "standardization_of"]
 __version__ = "0.1.0"

@@ -17,6 +17,8 @@ models and weights made before the setting (``keras_resnets.units``; the shipped
 weights use it, ``keras_resnets.pretrained``). Same output sizes, same weights either way.
 """
 
+import math
+
 import keras
 from keras import layers
 
@@ -29,13 +31,15 @@ from keras_resnets.units import (ResidualUnit, changes_shape, he_normal, kernel_
 STEM_WIDTH = 16
 BASE_WIDTHS = (16, 32, 64)  # Unit output widths per stage; bottleneck units expand them x4.
 DOWNSAMPLING = ("conv", "avgpool")
+# ``pooling`` without the top (keras.applications' values and layer names: avg_pool, max_pool).
+FEATURE_POOLING = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D}
 
 
 def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch="basic",
            ordering="post", widen=1, downsample="conv", conv_bias=False, head_grid=None,
            shared_blocks=0, share_batchnorm=True, num_classes=10, input_shape=(32, 32, 3),
-           weight_decay=0.0, standardize=None, sync_batchnorm=False, name="resnet",
-           **unit_options):
+           weight_decay=0.0, standardize=None, sync_batchnorm=False, include_top=True,
+           pooling=None, classifier_activation=None, name="resnet", **unit_options):
     """A CIFAR ResNet: a stem conv, one stage of units per entry of ``widths``, a classifier.
 
     Args:
@@ -63,9 +67,14 @@ def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch
         sync_batchnorm: every BN layer computes its batch statistics over all replicas of a
             ``tf.distribute`` strategy, not per replica (``use_sync_bn`` of tensorflow/models'
             ResNet; Keras's ``synchronized``, TensorFlow only).
+        include_top, pooling, classifier_activation: as ``keras.applications``' (see
+            ``check_top``). The top is the classifier (the model's pooling, ``flatten`` where
+            it has one, ``logits``); pre-activation nets' final BN-ReLU is part of the body.
     Returns:
-        A ``keras.Model`` mapping images to ``num_classes`` logits.
+        A ``keras.Model`` mapping images to ``num_classes`` logits (or the
+        ``classifier_activation`` of them), or to the body's features without the top.
     """
+    check_top(include_top, pooling, classifier_activation)
     units = check_architecture(units_per_stage, widths, downsample, shared_blocks)
     expansion = BOTTLENECK_EXPANSION if branch == "bottleneck" else 1
     widths = [width * widen * expansion for width in widths]
@@ -82,7 +91,11 @@ def resnet(units_per_stage, *, widths=BASE_WIDTHS, stem_width=STEM_WIDTH, branch
         strides = 2 if downsample == "conv" and stage > 1 else 1
         x = residual_stage(x, stage, count, width, strides, shared_blocks, share_batchnorm,
                            bool(order.preactivation), unit_options)
-    outputs = head(x, order.head, num_classes, head_grid, weight_decay, sync_batchnorm)
+    x = final_activation(x, order.head, sync_batchnorm)
+    if include_top:
+        outputs = classifier(x, num_classes, head_grid, weight_decay, classifier_activation)
+    else:
+        outputs = feature_pooling(x, pooling)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -163,13 +176,50 @@ def residual_stage(x, stage, units, width, strides, shared_blocks, share_batchno
     return x
 
 
-def head(x, words, num_classes, grid, weight_decay, sync_batchnorm):
-    """The final BN-ReLU of pre-activation nets, average pooling, dense logits."""
+def final_activation(x, words, sync_batchnorm):
+    """The final BN-ReLU of pre-activation nets (nothing for the others): the body's last
+    layers, kept without the top as ``keras.applications``' ResNetV2 keeps its ``post_bn``."""
     for word in words:
         x = ordering_layer(word, name=f"final_{word}", synchronized=sync_batchnorm)(x)
+    return x
+
+
+def classifier(x, num_classes, grid, weight_decay, activation=None):
+    """The top: the model's pooling, dense ``logits``, then ``activation`` (a separate
+    ``predictions`` layer, so the ``logits`` layer always holds logits)."""
     x = pooling(x, grid)
-    return layers.Dense(num_classes, kernel_regularizer=kernel_regularizer(weight_decay),
-                        name="logits")(x)
+    x = layers.Dense(num_classes, kernel_regularizer=kernel_regularizer(weight_decay),
+                     name="logits")(x)
+    return x if activation is None else layers.Activation(activation, name="predictions")(x)
+
+
+def feature_pooling(x, mode):
+    """The body's output without the top: the last feature map (``mode=None``, 4D) or its
+    global ``"avg"`` or ``"max"`` pooling (one vector per image), as ``keras.applications``."""
+    return x if mode is None else FEATURE_POOLING[mode](name=f"{mode}_pool")(x)
+
+
+def check_top(include_top, pooling, classifier_activation) -> None:
+    """Refuse, before any layer is built, top settings that make no model or would do nothing:
+    ``pooling`` is for ``include_top=False``, ``classifier_activation`` (``None``: logits, or a
+    Keras activation such as ``"softmax"``) for ``include_top=True``."""
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False; got {include_top!r}.")
+    if pooling is not None and (include_top or pooling not in FEATURE_POOLING):
+        raise ValueError(
+            f"pooling={pooling!r}: with include_top=False, pooling is None (the last feature "
+            f"map), {' or '.join(map(repr, FEATURE_POOLING))}; with include_top=True the "
+            f"classifier pools, so pooling must be None.")
+    if classifier_activation is None:
+        return
+    if not include_top:
+        raise ValueError(f"classifier_activation={classifier_activation!r} needs "
+                         f"include_top=True (there is no classifier without the top).")
+    try:
+        keras.activations.get(classifier_activation)
+    except (ValueError, TypeError):
+        raise ValueError(f"classifier_activation must be None (logits) or a Keras activation "
+                         f"such as 'softmax'; got {classifier_activation!r}.") from None
 
 
 def pooling(x, grid):
@@ -185,3 +235,23 @@ def pooling(x, grid):
                          f"sides are multiples of {grid}; got {size}.")
     x = layers.AveragePooling2D((size[0] // grid, size[1] // grid), name="pool")(x)
     return layers.Flatten(name="flatten")(x)
+
+
+def pyramid_outputs(model) -> dict:
+    """Each stage's output of a zoo model (built, or loaded from a file), keras-hub's
+    ``pyramid_outputs``: ``{"P{level}": tensor}`` where the stage's maps are ``1/2**level`` of
+    the input's size (the CIFAR nets' stages at 32, 16 and 8 px: P0, P1, P2). A stage ends at
+    its last layer that records it (``ResidualUnit.stage``, ``SharedResidualStack.stage``),
+    before pre-activation nets' final BN-ReLU, as keras-hub's ResNetV2 backbones.
+    ``keras.Model(model.input, pyramid_outputs(model))`` extracts them."""
+    ends = {}
+    for layer in model.layers:  # in the order they are applied
+        if getattr(layer, "stage", None) is not None:
+            ends[layer.stage] = layer
+    if not ends:
+        raise ValueError(f"Model {model.name!r} has no layer that records its stage "
+                         f"(ResidualUnit, SharedResidualStack): pyramid_outputs needs a zoo "
+                         f"model (keras_resnets.build).")
+    height = model.input_shape[1]
+    return {f"P{round(math.log2(height / ends[stage].output.shape[1]))}": ends[stage].output
+            for stage in sorted(ends)}

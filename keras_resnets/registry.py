@@ -15,8 +15,10 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from keras_resnets import paper, pretrained
-from keras_resnets.architectures import check_architecture, resnet
+from keras_resnets import paper
+from keras_resnets import pretrained as shipped_weights
+from keras_resnets.architectures import (check_architecture, check_top, pyramid_outputs,
+                                         resnet)
 from keras_resnets.branches import CONVS_PER_UNIT
 from keras_resnets.names import has_widen, parse_name
 from keras_resnets.parameters import estimate_size
@@ -167,9 +169,13 @@ EXTRA_MODELS = ("resnet38", "wrn16-4", "wrn16-8", "wrn28-10", "wrn40-4")
 # the NETWORKS (from their rows; ``blocks`` and ``filters`` resize them).
 FIXED_BY_NAME = ("units_per_stage", "widths", "stem_width", "conv_bias", "head_grid", "name",
                  "unit_options")
+# The top (keras.applications' arguments): ``build`` takes them besides the model's settings.
+TOP_ARGUMENTS = ("include_top", "pooling", "classifier_activation")
+# The top the shipped weights were trained with: dense logits.
+FULL_TOP = {"include_top": True, "pooling": None, "classifier_activation": None}
 # Builder arguments a user may override.
 OVERRIDABLE = tuple(p for p in inspect.signature(resnet).parameters
-                    if p not in FIXED_BY_NAME) + (
+                    if p not in FIXED_BY_NAME + TOP_ARGUMENTS) + (
     "shortcut", "projection", "dropout_rate", "strided_padding", "pad_placement"
 ) + SHORTCUT_OPTIONS
 # What a network of NETWORKS takes: its size per stage, and what leaves its structure alone.
@@ -180,8 +186,10 @@ NETWORK_OVERRIDES = ("blocks", "filters", "dropout_rate", "weight_decay", "stand
 GEOMETRY_OVERRIDES = ("strided_padding", "pad_placement")
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """The zoo's named models (every paper row and architecture), filtered by a glob pattern.
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """The zoo's named models (every paper row and architecture), filtered by a glob pattern;
+    with ``pretrained=True`` only those with shipped weights (``describe(name)["pretrained"]``
+    says which and how they were made).
 
     Any depth that fits a family's rule also builds (``resnet74``, ``preact47-gate-exclusive``);
     this list holds the ones the papers use.
@@ -195,7 +203,9 @@ def list_models(pattern: str = "*") -> list[str]:
     names += EXTRA_MODELS
     names += list(NETWORKS)
     unique = list(dict.fromkeys(names))
-    return [name for name in unique if fnmatch.fnmatchcase(name, pattern)]
+    shipped = {model for model, _ in shipped_weights.PRETRAINED}
+    return [name for name in unique if fnmatch.fnmatchcase(name, pattern)
+            and (name in shipped or not pretrained)]
 
 
 def _suggest(name: str) -> str:
@@ -397,9 +407,10 @@ def describe(name: str, **overrides) -> dict:
     ``paper_parameters`` is the parameter count the paper prints, where it prints one. The
     paper numbers stay with overrides that change only how the layers are computed
     (``GEOMETRY_OVERRIDES``). ``pretrained`` maps each shipped weights name of the model to
-    its measured test accuracy, where the weights come from (``source``: trained here, or
-    ported from PyTorch and not trained here), how they were trained and the settings they
-    are built with.
+    how they were made and what they score (``keras_resnets.pretrained.Pretrained.metadata``:
+    dataset, classes, measured test accuracy, epochs, recipe, training data, trainer, record,
+    ``source``: trained here or ported and not trained here, and the settings they are built
+    with).
     """
     settings = resolve(name, **overrides)
     description = {**_header(name), **settings}
@@ -410,10 +421,9 @@ def describe(name: str, **overrides) -> dict:
         dataclasses.asdict(row) for row in paper.reference_errors(name)]
     counted = paper.PARAMETERS.get(name)
     description["paper_parameters"] = counted.figure if counted and not changed else None
-    description["pretrained"] = {
-        weights: {"test_accuracy": entry.test_accuracy, "source": entry.source,
-                  "trained": entry.trained, "settings": dict(entry.settings)}
-        for (model, weights), entry in pretrained.PRETRAINED.items() if model == name}
+    description["pretrained"] = {weights: entry.metadata()
+                                 for (model, weights), entry in shipped_weights.PRETRAINED.items()
+                                 if model == name}
     return description
 
 
@@ -427,30 +437,97 @@ def _header(name: str) -> dict:
             "variant_summary": VARIANTS[variant].summary if variant else None}
 
 
-def build(name: str, num_classes: int = 10, input_shape=(32, 32, 3), weights=None,
-          allow_large: bool = False, **overrides):
-    """Build the zoo model ``name`` as a ``keras.Model`` returning logits.
+class _NotGiven:
+    """The default of ``num_classes`` and ``classes``: ``None`` is a value a caller can give
+    (and is refused), so "not given" needs its own marker."""
 
-    ``weights``: ``None`` (random initialisation) or the name of shipped pretrained weights
-    (``"cifar10"``, trained here; ``"akamaster"``, ported from PyTorch); those models take raw
-    0..255 images and are built with the geometry their weights were made with
-    (``keras_resnets.pretrained``). Settings that make no model (see ``resolve``) are refused
-    before any layer is built, and so is a model estimated beyond ``MAX_PARAMETERS``
-    parameters or ``MAX_LAYERS`` layers unless ``allow_large=True``.
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+NOT_GIVEN = _NotGiven()
+
+
+def build(name: str, num_classes: int = NOT_GIVEN, input_shape=(32, 32, 3), weights=None,
+          allow_large: bool = False, *, include_top: bool = True, pooling=None,
+          classes: int = NOT_GIVEN, classifier_activation=None, **overrides):
+    """Build the zoo model ``name`` as a ``keras.Model`` returning logits, with
+    ``keras.applications``' arguments.
+
+    ``num_classes``: 10 unless given (with shipped weights: theirs); ``classes``,
+    keras.applications' spelling, is an alias.
+    ``include_top=False`` drops the classifier and returns the body's last feature map (4D),
+    or with ``pooling="avg"`` / ``"max"`` one vector per image; ``classifier_activation``:
+    ``None`` (logits) or a Keras activation such as ``"softmax"`` on them. ``weights``:
+    ``None`` (random initialisation), the name of shipped pretrained weights (``"cifar10"``,
+    trained here; ``"akamaster"``, ported from PyTorch: ``list_models(pretrained=True)``) or
+    the path of a ``.weights.h5`` file, loaded whole into the model these arguments build.
+    Models with shipped weights take raw 0..255 images and are built with the geometry their
+    weights were made with (``keras_resnets.pretrained``); with another ``num_classes`` or
+    without the top, the body loads and the classifier starts fresh.
+
+    Every model built here carries ``model.pretrained_layers``, the names of the layers whose
+    weights came from ``weights`` (empty without), and ``model.pyramid_outputs``, each stage's
+    output as keras-hub's ``{"P0": ..., "P1": ..., "P2": ...}`` (``pyramid_outputs``), so
+    ``keras.Model(model.input, model.pyramid_outputs)`` extracts them. Neither attribute is
+    saved in a ``.keras`` file: ``pyramid_outputs(loaded_model)`` finds the stages again.
+    Settings that make no model (see ``resolve``) are refused before any layer is built, and
+    so is a model estimated beyond ``MAX_PARAMETERS`` parameters or ``MAX_LAYERS`` layers
+    unless ``allow_large=True``.
 
     >>> model = build("preact110")                        # doctest: +SKIP
     >>> model = build("resnet110-gate-exclusive", gate_bias=-7)  # doctest: +SKIP
     >>> model = build("preact20", weights="cifar10")      # doctest: +SKIP
     >>> model = build("resnet56", weights="akamaster")    # doctest: +SKIP
+    >>> model = build("preact20", weights="cifar10", num_classes=100)  # doctest: +SKIP
+    >>> features = build("preact20", weights="cifar10", include_top=False,
+    ...                  pooling="avg")                   # doctest: +SKIP
     """
+    top = {"include_top": include_top, "pooling": pooling,
+           "classifier_activation": classifier_activation}
+    try:
+        check_top(**top)
+    except ValueError as error:
+        raise ValueError(f"{name!r}: {error}") from None
+    from_file = shipped_weights.is_weights_file(weights)
+    entry = None if weights is None or from_file else shipped_weights.find(name, weights)
+    num_classes = _class_count(name, num_classes, classes, entry.num_classes if entry else 10)
     _check_values(name, {"num_classes": num_classes, "input_shape": input_shape})
-    if weights is None:
-        settings = resolve(name, allow_large=allow_large, num_classes=num_classes,
-                           input_shape=tuple(input_shape), **overrides)
-        return resnet(name=name, **settings)
-    entry = pretrained.find(name, weights)
-    pretrained.check_compatible(entry, num_classes, input_shape, overrides)
-    model = build(name, num_classes, input_shape, standardize=entry.standardize,
-                  **entry.settings)
-    model.load_weights(entry.path)
+    if entry is None:
+        model = _built(name, num_classes, input_shape, allow_large, top, overrides)
+        model.pretrained_layers = shipped_weights.load_file(model, weights) if from_file else ()
+    else:
+        model = _built_pretrained(name, entry, num_classes, input_shape, top, overrides)
+    model.pyramid_outputs = pyramid_outputs(model)
+    return model
+
+
+def _class_count(name: str, num_classes, classes, default: int):
+    """``num_classes``, or ``classes`` (keras.applications' name for it), or ``default``."""
+    given = [n for n in (num_classes, classes) if n is not NOT_GIVEN]
+    if len(given) == 2 and num_classes != classes:
+        raise ValueError(f"{name!r}: num_classes={num_classes!r} and classes={classes!r} "
+                         f"differ; classes is an alias of num_classes, give one of them.")
+    return given[0] if given else default
+
+
+def _built(name: str, num_classes: int, input_shape, allow_large: bool, top: dict,
+           overrides: dict):
+    """The model ``name`` with random weights: its validated settings, then the top."""
+    settings = resolve(name, allow_large=allow_large, num_classes=num_classes,
+                       input_shape=tuple(input_shape), **overrides)
+    return resnet(name=name, **settings, **top)
+
+
+def _built_pretrained(name: str, entry, num_classes: int, input_shape, top: dict,
+                      overrides: dict):
+    """The model with shipped weights ``entry``: built as they were trained, with the top
+    asked for; every layer whose weights fit (all but a classifier of another class count,
+    or that has no classifier) takes them from the weights' own model."""
+    shipped_weights.check_compatible(entry, input_shape, overrides)
+    settings = {"standardize": entry.standardize, **entry.settings}
+    model = _built(name, num_classes, input_shape, False, top, settings)
+    trained = _built(name, entry.num_classes, input_shape, False, FULL_TOP, settings)
+    trained.load_weights(entry.path)
+    model.pretrained_layers = shipped_weights.copy_fitting_weights(trained, model)
     return model

@@ -163,3 +163,13 @@ def test_standardize_puts_the_input_scaling_inside_the_model():
                                outside.predict((raw - mean) / std, verbose=0), atol=1e-5)
     with pytest.raises(ValueError, match="standardize must be \\(mean, std\\) with 3 values"):
         keras_resnets.build("resnet8", standardize=((1.0,), (2.0,)))
+
+
+def test_top_arguments_are_build_arguments_not_model_settings():
+    """include_top, pooling and classifier_activation choose what ``build`` puts on the body;
+    the model's settings (``resolve``, ``describe``) and the papers' numbers ignore them."""
+    with pytest.raises(ValueError, match="takes no override include_top"):
+        resolve("resnet20", include_top=False)
+    assert "include_top" not in keras_resnets.describe("resnet20")
+    body = keras_resnets.build("resnet8", include_top=False, input_shape=SHAPE)
+    assert body.output_shape == (None, 2, 2, 64)
