@@ -4,6 +4,7 @@ a message (numbers in the test names are the issue's)."""
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -229,8 +230,9 @@ def test_10_a_backup_from_an_older_version_is_refused_with_advice(tmp_path):
     config = small(tmp_path / "run", epochs=1)
     backup = Path(config.out) / "backup"
     backup.mkdir(parents=True)
+    config.save(Path(config.out) / "config.json")  # an older version's run has its config too
     (backup / "training_metadata.json").write_text("")
-    with pytest.raises(ValueError, match="older format.*delete it"):
+    with pytest.raises(ValueError, match="older format.*delete .*run to train the run again"):
         train_lib.train(config)
 
 
@@ -265,6 +267,7 @@ def test_10_init_from_errors(tmp_path, capsys, reference, init_from, message):
     code, err = cli(base(tmp_path / "run") + ["--init-from", path, "--model", "preact8"],
                     capsys)
     assert code == 2 and message in err and "Traceback" not in err
+    assert err.count("\n") == 1 and len(err) < 400, err  # the first mismatch, not Keras's list
 
 
 def test_10_a_corrupt_final_keras_is_reported_as_corrupt(tmp_path, capsys):
@@ -275,3 +278,142 @@ def test_10_a_corrupt_final_keras_is_reported_as_corrupt(tmp_path, capsys):
     assert analysis_main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is a corrupt or unreadable .keras file" in err and "File not found" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# A run folder's files must agree before a run resumes from them
+
+
+class StopBeforeTheBackup(keras.callbacks.Callback):
+    """Ends training after epoch 2's history row and checkpoint, before its backup: the state
+    a kill leaves there (history one epoch ahead of the backup)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """A run folder of ``command``'s config stopped in epoch 2: history [1, 2], backup 1."""
+    out = tmp_path_factory.mktemp("interrupted") / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_lib.train(small(out), callbacks=[StopBeforeTheBackup()])
+    keras.backend.clear_session()
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2]
+    assert json.loads((out / "backup" / "latest.json").read_text())["epoch"] == 1
+    return out
+
+
+def history_with_epochs(epochs):
+    """A damage: the history's first rows, renumbered ``epochs``."""
+    def damage(out):
+        history = pd.read_csv(out / "history.csv")
+        history.iloc[:len(epochs)].assign(epoch=epochs).to_csv(out / "history.csv", index=False)
+    return damage
+
+
+def resume_one_line_error(out, capsys) -> tuple[int, str]:
+    """Resume ``out`` with ``command``'s flags: exit code, and stderr, which must be one line."""
+    code, err = cli(command(out)[3:], capsys)
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return code, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, message", [
+    (lambda out: (out / "history.csv").write_text(""),
+     r"history.csv is damaged \(No columns to parse from file\); restore it, or delete"),
+    (history_with_epochs([2]), r"history.csv is damaged: its epochs are \[2\], not 1 to 1"),
+    (history_with_epochs([1, 3]), r"history.csv is damaged: its epochs are \[1, 3\], not 1 to 2"),
+    (history_with_epochs([]), "history.csv has 0 epochs but .*latest.json says 1 are done"),
+    (lambda out: (out / "history.csv").unlink(), "history.csv has 0 epochs but"),
+    (lambda out: (out / "config.json").unlink(),
+     r"holds run files \(history.csv, backup, checkpoints, tensorboard\) but no config.json"),
+    (lambda out: (out / "backup" / "latest.json").write_text("{\"epo"),
+     "latest.json is damaged"),
+    (lambda out: (out / "backup" / "epoch-0001.weights.h5").unlink(),
+     "latest.json names epoch-0001.weights.h5, which is missing"),
+])
+def test_a_run_whose_files_disagree_is_refused_before_training(
+        tmp_path, capsys, interrupted, damage, message):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    damage(out)
+    history = out / "history.csv"
+    before = history.read_bytes() if history.exists() else None
+    code, err = resume_one_line_error(out, capsys)
+    assert code == 2 and re.search(message, err), err
+    assert f"delete {out} to train the run again from scratch" in err
+    if before is not None:  # nothing was trained onto the damaged files
+        assert history.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_damaged_backup_is_refused_with_the_ways_to_go_on(tmp_path, capsys, interrupted):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    (out / "backup" / "epoch-0001.weights.h5").write_bytes(b"\x89HDF\r\n garbage, not weights")
+    code, err = resume_one_line_error(out, capsys)
+    assert code == 2, err
+    assert f"{out / 'backup' / 'epoch-0001.weights.h5'} is damaged and cannot be loaded" in err
+    assert f"delete {out} to train the run again from scratch" in err
+    assert f"--init-from {out / 'checkpoints' / 'epoch-0002.weights.h5'} --out" in err
+
+
+@pytest.mark.slow
+def test_a_finished_run_without_its_config_is_not_claimed_by_another_config(
+        tmp_path, capsys, reference):
+    out = tmp_path / "run"
+    shutil.copytree(reference[0], out)
+    (out / "config.json").unlink()
+    code, err = resume_one_line_error(out, capsys)
+    assert code == 2 and "but no config.json" in err and "final.keras, metrics.json" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk ends a run with exit 1 and one line naming the file; the run then resumes
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``resize(size)``: a tmpfs of ``size`` (e.g. ``"1000k"``) mounted at the yielded folder,
+    resized in place; skipped where mounting is not allowed (it needs root)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+
+    def mount(size: str, remount: bool = False) -> None:
+        options = f"remount,size={size}" if remount else f"size={size}"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                       check=True, capture_output=True)
+
+    try:
+        mount("1000k")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield folder, mount
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["1000k", "3200k"])  # full in epoch 1's backup, in epoch 2
+def test_a_full_disk_ends_the_run_with_one_line_and_it_resumes_once_freed(
+        small_disk, reference, size):
+    folder, mount = small_disk
+    mount(size, remount=True)
+    out = folder / "run"
+    full = subprocess.run(command(out), cwd=REPO, env=ENV, capture_output=True, text=True)
+    errors = [line for line in full.stderr.splitlines() if line.startswith("error")]
+    assert full.returncode == 1, full.stderr[-3000:]  # not a crash (139: segfault)
+    assert len(errors) == 1, full.stderr[-3000:]
+    assert not re.search("Traceback|Exception ignored|h5py", full.stderr), full.stderr[-3000:]
+    assert re.match(rf"error: could not write {re.escape(str(out))}/\S+ \(No space left on "
+                    rf"device\); free some space", errors[0]), errors[0]
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".partial.keras"))]
+    mount("20m", remount=True)
+    resumed = subprocess.run(command(out), cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_run(out, reference)
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]

@@ -1,5 +1,6 @@
 """The trainer: run folder, resume after kill -9, NaN stop, bad arguments, the schedule, CLI."""
 
+import errno
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import tensorflow_datasets as tfds
 
+from trainers import callbacks as run_callbacks
 from trainers import data as data_lib
 from trainers import train as train_lib
 from trainers.callbacks import HISTORY_COLUMNS, EpochHistory
@@ -353,3 +355,68 @@ def batchnorms(model) -> list:
     own = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     return own + [norm for layer in model.layers if isinstance(layer, ResidualUnit)
                   for norm in layer.batchnorms()]
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_failed_write_keeps_the_old_file_and_names_the_new_one(tmp_path, monkeypatch):
+    path = tmp_path / "history.csv"
+    path.write_text("old\n")
+    monkeypatch.setattr(run_callbacks.os, "fsync", no_space)
+    with pytest.raises(run_callbacks.WriteFailed,
+                       match=f"could not write {path} \\(No space left on device\\); free"):
+        run_callbacks.write_file_atomically(path, b"new\n")
+    assert path.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [path]
+
+
+class FullDisk(keras.Model):
+    """A model whose ``save`` writes part of its file, then finds the disk full."""
+
+    def save(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"PK\x03\x04 part of a file")
+        no_space()
+
+
+@pytest.mark.parametrize("save", [
+    lambda model, path: run_callbacks.save_weights_file(model, path / "epoch-0001.weights.h5"),
+    lambda model, path: train_lib.save_final_model(model, path / "final.keras"),
+])
+def test_a_model_save_that_fails_leaves_no_partial_file(tmp_path, save):
+    with pytest.raises(run_callbacks.WriteFailed, match="No space left on device"):
+        save(FullDisk(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_written_through_python_load_like_keras_own(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    run_callbacks.save_weights_file(model, tmp_path / "a.weights.h5")
+    again = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    again.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+    again.optimizer.build(again.trainable_variables)
+    again.load_weights(tmp_path / "a.weights.h5")
+    for a, b in zip(again.get_weights() + again.optimizer.variables,
+                    model.get_weights() + model.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.weights.h5"]
+
+
+def test_a_tensorboard_write_that_fails_names_its_folder_in_one_line(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    def refuse(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "events.out.tfevents.1; No space left on device\n\tFailed to flush")
+
+    monkeypatch.setattr(tf.summary, "write", refuse)
+    scalars = run_callbacks.EpochScalars(tmp_path / "tensorboard")
+    scalars.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    scalars.model.compile(optimizer=keras.optimizers.SGD(0.5))
+    with pytest.raises(run_callbacks.WriteFailed) as failed:
+        scalars.on_epoch_end(0, {"loss": 1.0})
+    message = str(failed.value)
+    assert message.startswith(f"could not write {tmp_path / 'tensorboard'} (")
+    assert "No space left on device" in message and "\n" not in message

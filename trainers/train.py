@@ -5,7 +5,8 @@
 One library function, ``train(config)``, runs a whole resumable run into ``config.out``:
 ``config.json`` (before training), ``history.csv``, ``tensorboard/``, ``checkpoints/``,
 ``backup/`` (while running), ``final.keras`` and ``metrics.json`` (the run is finished once it
-exists). The CLI only turns flags into a ``TrainConfig``.
+exists), and ``.lock``, which lets one process at a time write the folder. The CLI only turns
+flags into a ``TrainConfig``.
 
 Training imports nothing above it (``tests/test_layering.py``): a run whose config has
 ``record_every > 0`` needs a ``recorder``, the callbacks that measure during training, which
@@ -19,6 +20,7 @@ import json
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import keras
@@ -27,6 +29,7 @@ from trainers import compat
 from keras_resnets.registry import resolve
 from trainers import callbacks as run_callbacks
 from trainers import cli
+from trainers import locks
 from trainers import data as data_lib
 from trainers.config import RECIPES, TrainConfig
 from trainers.folders import check_writable_folder
@@ -170,17 +173,32 @@ def check_config(config: TrainConfig) -> data_lib.Source:
 
 def load_initial_weights(model, path: str | None) -> None:
     """``--init-from``: the layer weights of a checkpoint or ``.keras`` file of the same model
-    (the optimizer is not compiled yet, so its saved state is not taken)."""
+    (the optimizer is not compiled yet, so its saved state is not taken). Weights of another
+    model are refused in one line: the file and its first mismatch."""
     if not path:
         return
     try:
-        if path.endswith(".keras"):
-            model.set_weights(keras.saving.load_model(path, compile=False).get_weights())
-        else:
-            model.load_weights(path)
+        with warnings.catch_warnings(record=True) as skipped:
+            warnings.simplefilter("always")
+            if path.endswith(".keras"):
+                model.set_weights(keras.saving.load_model(path, compile=False).get_weights())
+            else:
+                model.load_weights(path)
+        if skipped:  # Keras skipped part of the file: those layers would keep random weights
+            raise ValueError(str(skipped[0].message))
     except (ValueError, OSError) as error:
-        raise ValueError(f"--init-from {path} does not fit {model.name} ({error}); give "
-                         f"weights of the same --model and --model-overrides.") from None
+        raise ValueError(f"--init-from {path} does not fit {model.name} "
+                         f"({_first_mismatch(error)}); give weights of the same --model and "
+                         f"--model-overrides.") from None
+
+
+def _first_mismatch(error: Exception, limit: int = 200) -> str:
+    """The line of a Keras loading error that says what did not fit (its reports list every
+    layer, over a hundred lines), cut to ``limit`` characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    line = next((line for line in lines if "expected" in line.lower()),
+                lines[0] if lines else type(error).__name__)
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def train(config: TrainConfig, callbacks=(), recorder=None) -> dict:
@@ -189,23 +207,24 @@ def train(config: TrainConfig, callbacks=(), recorder=None) -> dict:
     ``callbacks`` join the trainer's own; ``recorder(config, data, run_dir)`` returns the
     callbacks that measure every ``config.record_every`` epochs
     (``analysis.callback.recording_callbacks``), and a config that records needs one. Raises
-    ``ValueError`` for bad settings before any training or download, and ``TrainingDiverged``
-    when the loss stops being finite.
+    ``ValueError`` for bad settings before any training or download, for a run folder that
+    another process is writing (``locks.Busy``) or whose files disagree, and
+    ``TrainingDiverged`` when the loss stops being finite; a failed write raises
+    ``callbacks.WriteFailed``, leaving the run resumable.
+
+    One process writes a run folder: the writer holds ``OUT/.lock`` from before
+    ``config.json`` is written to the end (under multi-worker training, the chief).
     """
     check_recorder(config, recorder)
     run_dir = Path(config.out)
     writer = config.strategy != "multiworker" or is_chief()
-    if writer:
-        _check_same_run(config, run_dir)
-    if (run_dir / "metrics.json").exists():
-        print(f"{run_dir} is a finished run (metrics.json exists); nothing to train."
-              + next_steps(run_dir, config.model))
-        return json.loads((run_dir / "metrics.json").read_text())
+    finished = _finished_run(config, run_dir, writer)
+    if finished is not None:
+        return finished
     source = check_config(config)
     strategy = make_strategy(config.strategy)
     check_batch_size(config.batch_size, strategy)
     check_jit_compile(config.jit_compile, strategy)
-    write_dir = run_dir if writer else Path(tempfile.mkdtemp(prefix="worker-"))
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load_data(config, source)
     steps = data.steps_per_epoch(config.batch_size)
@@ -214,25 +233,70 @@ def train(config: TrainConfig, callbacks=(), recorder=None) -> dict:
             model = build_model(config, data, strategy.num_replicas_in_sync)
             load_initial_weights(model, config.init_from)
             compile_model(model, config, steps)
-        write_dir.mkdir(parents=True, exist_ok=True)
-        config.save(write_dir / "config.json")  # every setting has been checked by now
-        if config.strategy == "multiworker":
-            compat.build_for_multiworker_fit(model, strategy, data.train)
-        extra = [*callbacks, *(recorder(config, data, write_dir) if recorder else ())]
-        run = make_callbacks(config, write_dir, steps, extra)
-        fit(model, config, data, run, config.resolved_epochs(steps))
-        if run[0].diverged:
-            raise TrainingDiverged(_diverged_message(run[0].diverged, run_dir))
-        metrics = finish(model, config, data, write_dir, strategy.num_replicas_in_sync)
-    if writer:
-        print(next_steps(run_dir, config.model))
+        if not writer:
+            return _fit_and_finish(model, config, data, strategy, callbacks, recorder,
+                                   Path(tempfile.mkdtemp(prefix="worker-")))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with locks.exclusive(run_dir / LOCK, f"run folder {run_dir}"):
+            finished = _finished_run(config, run_dir, writer)  # another writer may have ended
+            if finished is not None:
+                return finished
+            run_callbacks.check_resumable(run_dir, backup_dir(config))
+            metrics = _fit_and_finish(model, config, data, strategy, callbacks, recorder, run_dir)
+    print(next_steps(run_dir, config.model))
     return metrics
 
 
+LOCK = ".lock"  # in the run folder: held by the one process that writes it
+RUN_FILES = ("history.csv", "backup", "checkpoints", "tensorboard", "final.keras",
+             "metrics.json")  # what a run writes after its config.json
+
+
+def _fit_and_finish(model, config: TrainConfig, data: data_lib.Data, strategy, callbacks,
+                    recorder, write_dir: Path) -> dict:
+    """Save the config, train to the end from the last finished epoch, then ``finish``: the
+    part of ``train`` that writes, into ``write_dir`` (the run folder, or a multi-worker
+    non-chief's scratch folder)."""
+    write_dir.mkdir(parents=True, exist_ok=True)
+    run_callbacks.write_file_atomically(write_dir / "config.json",
+                                        (config.to_json() + "\n").encode())
+    if config.strategy == "multiworker":
+        compat.build_for_multiworker_fit(model, strategy, data.train)
+    steps = data.steps_per_epoch(config.batch_size)
+    extra = [*callbacks, *(recorder(config, data, write_dir) if recorder else ())]
+    run = make_callbacks(config, write_dir, steps, extra)
+    fit(model, config, data, run, config.resolved_epochs(steps))
+    if run[0].diverged:
+        raise TrainingDiverged(_diverged_message(run[0].diverged, Path(config.out)))
+    return finish(model, config, data, write_dir, strategy.num_replicas_in_sync)
+
+
+def _finished_run(config: TrainConfig, run_dir: Path, writer: bool) -> dict | None:
+    """The metrics of the run folder's finished run (printing so), None while it is not
+    finished. The ``writer`` refuses (``ValueError``) a folder holding another config's run,
+    or run files without the ``config.json`` that says whose they are."""
+    if writer:
+        _check_same_run(config, run_dir)
+    if not (run_dir / "metrics.json").exists():
+        return None
+    print(f"{run_dir} is a finished run (metrics.json exists); nothing to train."
+          + next_steps(run_dir, config.model))
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
 def _check_same_run(config: TrainConfig, run_dir: Path) -> None:
-    """Refuse to resume or report a run folder that holds another run (finished or not)."""
+    """Refuse to resume or report a run folder that holds another run (finished or not), or
+    whose run files have lost their ``config.json``."""
     saved = run_dir / "config.json"
-    changed = saved.is_file() and TrainConfig.load(saved).differences(config)
+    if not saved.is_file():
+        found = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if found:
+            raise ValueError(f"{run_dir} holds run files ({', '.join(found)}) but no "
+                             f"config.json, so nothing says which run they belong to; restore "
+                             f"{saved}, or delete {run_dir} to train the run again from "
+                             f"scratch.")
+        return
+    changed = TrainConfig.load(saved).differences(config)
     if changed:
         raise ValueError(f"{run_dir} holds a run with a different config (saved, now: "
                          f"{changed}); rerun with the same settings to resume it, or choose "
@@ -278,8 +342,8 @@ def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, repli
         "test_error": 100.0 * (1.0 - float(scores["accuracy"])),
         "test_accuracy": float(scores["accuracy"]), "test_loss": float(scores["loss"]),
         "parameters": keras_resnets.count_parameters(model),
-        "paper_error": keras_resnets.describe(config.model).get("paper_error", {}).get(
-            config.dataset) if not config.model_overrides else None,
+        "paper_error": keras_resnets.describe(config.model, **config.model_overrides).get(
+            "paper_error", {}).get(config.dataset),  # {} when overrides change the model
         "epochs": int(len(history)), "iterations": int(model.optimizer.iterations.numpy()),
         "wall_time_s": float(history["epoch_time_s"].sum()),
         "images_per_s": float(later.median()) if len(later) else None,
@@ -289,13 +353,23 @@ def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, repli
         # "normalization", which saved_models.export still reads for them.)
         "standardize": {"mean": list(data.mean), "std": list(data.std)},
     }
-    model.save(run_dir / "final.keras")
-    temporary = run_dir / "metrics.json.tmp"  # atomic: metrics.json marks a finished run
-    temporary.write_text(json.dumps(metrics, indent=2) + "\n")
-    temporary.replace(run_dir / "metrics.json")
+    save_final_model(model, run_dir / "final.keras")
+    run_callbacks.write_file_atomically(  # metrics.json marks a finished run
+        run_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     if run_dir == Path(config.out):  # the chief's folder: the run is finished
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return metrics
+
+
+def save_final_model(model, path: Path) -> None:
+    """``model.save(path)``; a failed write (a full disk) removes the partial file and raises
+    ``WriteFailed`` naming it (the run stays resumable: it finishes again)."""
+    try:
+        model.save(path)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise run_callbacks.WriteFailed(
+            run_callbacks.failed_write_message(path, error.strerror or error)) from None
 
 
 def next_steps(run_dir: Path, model: str) -> str:
