@@ -136,6 +136,8 @@ BAD_INPUT = [
     ("experiments.sharing", ["--depth", "20", "--shared", "5", "--out", "{tmp}/s"]),
     ("experiments.reproduce", ["--width-of", "j18-wrn"]),
     ("experiments.reproduce", ["--figures", "fig99", "--out", "{tmp}/r"]),
+    ("experiments.fullscale", ["--minutes", "soon"]),
+    ("experiments.fullscale", ["--minutes", "-1", "--ledger", "{tmp}/runs.csv"]),
 ]
 
 
@@ -159,6 +161,7 @@ FAILED_RUN = [
     ("experiments.tune", "run_sweep", ["--space", "smoke", "--out", "{tmp}/s"]),
     ("experiments.sharing", "run_sharing", ["--depth", "20", "--shared", "2"]),
     ("experiments.reproduce", "reproduce", ["--figures", "cosine"]),
+    ("experiments.fullscale", "run_plan", ["--minutes", "1", "--ledger", "{tmp}/runs.csv"]),
 ]
 
 
