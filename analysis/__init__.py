@@ -8,8 +8,8 @@
     both = analyze(model, {"train": train, "test": test})   # frames with a split column
 
 ``python -m analysis.run RUN_DIR`` analyses a finished training run (``MODEL.keras``: any
-Keras functional residual network; ``--model preact20 --weights cifar10``: a shipped net); ``python -m
-analysis.record`` trains (``trainers.train``'s flags) while
+Keras functional residual network; ``--model preact20 --weights cifar10``: a shipped net);
+``python -m analysis.record`` trains (``trainers.train``'s flags) while
 ``analysis.callback.IterativeInferenceCallback`` records cosine and l2 ratio; ``analysis.plots``
 draws every figure of the project.
 

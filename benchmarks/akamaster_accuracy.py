@@ -19,7 +19,8 @@ images (``../shared/data/cifar10/test-png.npz``, lossless, official order; label
 and the largest absolute difference between the PyTorch and the zoo logits over all images.
 Writes ``OUT.csv`` (one row per model and side) and prints the table.
 
-    python benchmarks/akamaster_accuracy.py CHECKPOINT_DIR --fixture tests/fixtures/akamaster-first16-logits.npz
+    python benchmarks/akamaster_accuracy.py CHECKPOINT_DIR \
+        --fixture tests/fixtures/akamaster-first16-logits.npz
 
 writes instead the PyTorch logits of the 16 images of ``tests/fixtures/cifar10-test-first16.npz``
 for every model: ``tests/test_pretrained.py`` checks the shipped weights against them without

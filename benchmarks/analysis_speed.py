@@ -7,9 +7,9 @@ Times each pass of ``analysis.frames.analyze`` (cosine + l2 + intermediate share
 dropping; unrolling) on random 32x32 images, one inference pass (``predict``, traced first), and
 ``model.fit`` for two epochs at batch 128 on the same images (the first epoch includes tracing,
 the second does not). Dropping each of L blocks in turn costs at least L/2 inference passes (block
-j re-runs the L - j blocks after it); the last row is dropping's time over that. Every number includes
-its one-time ``tf.function`` tracing, as a user would see it. Prints a Markdown table; ``--out``
-also writes it with the settings as JSON.
+j re-runs the L - j blocks after it); the last row is dropping's time over that. Every number
+includes its one-time ``tf.function`` tracing, as a user would see it. Prints a Markdown table;
+``--out`` also writes it with the settings as JSON.
 """
 
 import argparse

@@ -203,7 +203,7 @@ def torch_worker(data_dir: str, train_size: int) -> dict:
 
     model, generator, step = torch_peer(*cifar_train(data_dir, train_size))
     steps = train_size // BATCH
-    for epoch in range(2):
+    for _ in range(2):
         start = time.perf_counter()
         order = torch.randperm(train_size, generator=generator)
         for index in range(steps):
@@ -275,7 +275,8 @@ def main(argv=None) -> int:
                                            "them from ../shared/data into a temporary folder)")
     parser.add_argument("--train-size", type=int, default=5120, help="images per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="trainer epochs (first untimed)")
-    parser.add_argument("--variants", nargs="+", default=["default"], choices=list(TRAINER_VARIANTS),
+    parser.add_argument("--variants", nargs="+", default=["default"],
+                        choices=list(TRAINER_VARIANTS),
                         help="trainer settings to measure against the same peer run")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved runs of each side; medians are reported")

@@ -269,7 +269,7 @@ def run_ablation(config: AblationConfig, train_fn=None) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(config.to_json() + "\n")
     bar = tqdm(runs, desc=f"Table {config.table}", unit="row")
-    for row, run_configs in bar:
+    for _row, run_configs in bar:
         trained = False
         for run_config in run_configs:
             bar.set_postfix_str(Path(run_config.out).name)

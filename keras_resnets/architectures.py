@@ -115,7 +115,8 @@ def check_architecture(units_per_stage, widths=BASE_WIDTHS, downsample="conv",
     if not 0 <= shared_blocks < min(units):
         raise ValueError(
             f"shared_blocks must be in [0, {min(units) - 1}] for {min(units)} units per "
-            f"stage (the first unit of a stage changes shape and cannot share); got {shared_blocks}.")
+            f"stage (the first unit of a stage changes shape and cannot share); got "
+            f"{shared_blocks}.")
     return units
 
 

@@ -129,8 +129,8 @@ def check_compatible(entry: Pretrained, input_shape: tuple, overrides: dict) -> 
                         f"{entry.input_shape[-1]} channels)")
     other = sorted(k for k, v in overrides.items() if entry.settings.get(k, _UNSET) != v)
     if other:
-        problems.append(f"overrides {other} (they fit the architecture "
-                        f"{entry.model}{''.join(f', {k}={v!r}' for k, v in entry.settings.items())})")
+        settings = "".join(f", {k}={v!r}" for k, v in entry.settings.items())
+        problems.append(f"overrides {other} (they fit the architecture {entry.model}{settings})")
     if problems:
         raise ValueError(f"The {entry.weights!r} weights of {entry.model!r} do not fit "
                          f"{'; '.join(problems)}. Build without weights=, or without these.")

@@ -123,7 +123,8 @@ class ZeroPadShortcut(layers.Layer):
                                  data_format="channels_last")
         extra = self.filters - x.shape[-1]
         if extra < 0:
-            raise ValueError(f"Zero-padding cannot shrink {x.shape[-1]} channels to {self.filters}.")
+            raise ValueError(f"Zero-padding cannot shrink {x.shape[-1]} channels to "
+                             f"{self.filters}.")
         before = extra // 2 if self.placement == "centred" else 0
         return ops.pad(x, [[0, 0], [0, 0], [0, 0], [before, extra - before]])
 

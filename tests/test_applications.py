@@ -35,7 +35,8 @@ def test_without_the_top_the_body_gives_its_last_feature_map_or_its_pooling(pool
     """The body ends after pre-activation nets' final BN-ReLU, as keras.applications' ResNetV2."""
     full = build()
     body = build(include_top=False, pooling=pooling)
-    assert copy_fitting_weights(full, body) and "logits" not in [l.name for l in body.layers]
+    assert copy_fitting_weights(full, body)
+    assert "logits" not in [layer.name for layer in body.layers]
     last_map = keras.Model(full.input, full.get_layer("final_relu").output)(IMAGES)
     features = np.asarray(body(IMAGES))
     assert features.shape == shape
@@ -96,7 +97,7 @@ def test_pyramid_outputs_are_each_stages_output(name):
     last_stage = [layer for layer in model.layers if getattr(layer, "stage", None)][-1]
     np.testing.assert_allclose(outputs[max(shapes)],
                                keras.Model(model.input, last_stage.output)(IMAGES), atol=1e-6)
-    head = model.get_layer("final_bn" if "final_bn" in [l.name for l in model.layers]
+    head = model.get_layer("final_bn" if "final_bn" in [layer.name for layer in model.layers]
                            else "pool")
     np.testing.assert_allclose(outputs[max(shapes)],
                                keras.Model(model.input, head.input)(IMAGES), atol=1e-6)

@@ -78,7 +78,8 @@ def test_report_files_and_readme_block(tmp_path):
     table3(tmp_path, [37.4, 30.1, 28.9, 27.4])
     write_ledger(tmp_path, [("preact8", 0, "finished", 27.4)])
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- he2016 results -->\nstale block\n<!-- /he2016 results -->\nend\n")
+    readme.write_text("intro\n<!-- he2016 results -->\nstale block\n"
+                      "<!-- /he2016 results -->\nend\n")
     text = write_report(tmp_path, readme)
     claims = pd.read_csv(tmp_path / "claims.csv").set_index("claim")["verdict"]
     assert claims[CLAIMS[-1].text] == HOLDS and claims[CLAIMS[-2].text] == HOLDS

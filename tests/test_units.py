@@ -87,7 +87,7 @@ def test_a_unit_records_its_widths_and_whether_it_changes_shape():
     with pytest.raises(ValueError, match="built for inputs of 8 channels; got 16"):
         ResidualUnit(16, in_filters=8)(X)
     with pytest.raises(ValueError, match="unknown until the unit is built"):
-        ResidualUnit(16).changes_shape
+        _ = ResidualUnit(16).changes_shape
 
 
 def test_zoo_units_record_stage_and_input_width_from_the_builder():

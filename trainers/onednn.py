@@ -2,11 +2,11 @@
 
 TensorFlow only turns oneDNN on by itself on CPUs with AVX512-VNNI, AVX512-BF16 or AMX; on the
 AVX2 CPUs of this project's machines it stays off, and a 4096^3 matrix product then runs at
-61 GFLOP/s instead of 119 (``results/speed/``). ``TF_ENABLE_ONEDNN_OPTS`` is read once, when TensorFlow
-loads, so every entry point (``trainers``, ``analysis``, ``saved_models``, the benchmarks, the
-tests) imports this module first. A value the user set wins: ``TF_ENABLE_ONEDNN_OPTS=0`` turns
-it off. oneDNN changes the order of floating-point sums, so results differ from TensorFlow's
-own kernels within float32 rounding.
+61 GFLOP/s instead of 119 (``results/speed/``). ``TF_ENABLE_ONEDNN_OPTS`` is read once, when
+TensorFlow loads, so every entry point (``trainers``, ``analysis``, ``saved_models``, the
+benchmarks, the tests) imports this module first. A value the user set wins:
+``TF_ENABLE_ONEDNN_OPTS=0`` turns it off. oneDNN changes the order of floating-point sums, so
+results differ from TensorFlow's own kernels within float32 rounding.
 """
 
 import os

@@ -55,8 +55,8 @@ FLAG_HELP = {
     "lr_multipliers": "the rate after each of --lr-drops as a multiple of --learning-rate, one "
                       "per drop (uneven drops, e.g. the jastrzebski2018-* recipes); replaces "
                       "--lr-drop-factor",
-    "warmup_iterations": "iterations at --warmup-learning-rate (default: 400 of 64k, the same fraction "
-                         "of a recipe shortened by --epochs or --iterations)",
+    "warmup_iterations": "iterations at --warmup-learning-rate (default: 400 of 64k, the same "
+                         "fraction of a recipe shortened by --epochs or --iterations)",
     "strategy": "auto | default | mirrored | multiworker (TF_CONFIG)",
     "mixed_precision": "mixed_float16 compute, float32 logits",
     "jit_compile": "XLA-compile the train step",
