@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from analysis.plots import plot_ablation, plot_training_curves
 from keras_resnets.names import parse_name
 from keras_resnets.paper import RESULTS, PaperResult
+from keras_resnets.units import STRIDED_PADDING, STRIDED_PADDINGS
 from trainers import cli
 from trainers.callbacks import read_history
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
@@ -79,9 +80,13 @@ class AblationConfig(JsonConfig):
     runs: str | None = None  # folder of the run folders (default OUT/runs); tables may share one
     ledger: str | None = None  # the committed record of finished runs (default OUT/runs.csv)
     validation_every: int = 1  # epochs between test-set evaluations (trains the same weights)
+    strided_padding: str = STRIDED_PADDING  # every row's geometry; "same" for rows trained before
 
     def __post_init__(self):
         self.rows = tuple(self.rows) if self.rows is not None else None
+        if self.strided_padding not in STRIDED_PADDINGS:
+            raise ValueError(f"Unknown strided padding {self.strided_padding!r}; accepted: "
+                             f"{', '.join(STRIDED_PADDINGS)}.")
         if self.table not in TABLES:
             raise ValueError(f"Unknown table {self.table!r}; accepted: 1, 2, 3 (He et al. 2016).")
         if self.strategy not in STRATEGIES:
@@ -167,7 +172,8 @@ def select_rows(config: AblationConfig) -> list[AblationRow]:
 def train_config(config: AblationConfig, row: AblationRow, seed: int) -> TrainConfig:
     """The recipe of every run of the sweep; only the model, its overrides and the seed vary."""
     return TrainConfig(
-        model=row.model, model_overrides=dict(row.overrides), dataset=config.dataset,
+        model=row.model, dataset=config.dataset,
+        model_overrides={"strided_padding": config.strided_padding, **row.overrides},
         data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
         epochs=config.epochs, batch_size=config.batch_size, strategy=config.strategy, seed=seed,
         validation_every=config.validation_every, out=str(runs_dir(config) / row.run_name(seed)))
@@ -428,7 +434,10 @@ HELP = {"depth": "train every row at this depth",
         "ledger": "CSV recording every finished run (default: OUT/runs.csv; commit it); tables "
                   "sharing --runs share it too",
         "validation_every": "epochs between test-set evaluations of each run (the last always; "
-                            "the same weights train, a run is not retrained for it)"}
+                            "the same weights train, a run is not retrained for it)",
+        "strided_padding": "geometry of the strided convs: the papers' symmetric padding, or "
+                           "Keras's 'same' of the runs recorded before the zoo padded "
+                           "symmetrically (results/he2016 was trained so)"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -438,6 +447,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     cli.add_config_flags(parser, AblationConfig, HELP, custom={
         "table": {"choices": TABLES}, "strategy": {"choices": STRATEGIES},
+        "strided_padding": {"choices": STRIDED_PADDINGS},
         "out": {"default": None, "help": "output folder (default: sweeps/table<T>)"}})
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     return parser.parse_args(argv)

@@ -1,16 +1,20 @@
 """The ablation runner: which rows train, the results table against the paper, re-runs."""
 
+import dataclasses
 import json
 import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import plots
 from experiments import ablate
 from experiments.ablate import AblationConfig, run_ablation, select_rows
 from trainers.config import TrainConfig
+from trainers.ledger import Ledger
 from trainers.train import TrainingDiverged
 
 DIVERGING = "scale0"  # the stub below diverges on this variant, like the paper's plain net
@@ -83,11 +87,25 @@ def test_bad_settings_are_refused_before_training(tmp_path, changes, message):
 
 
 @pytest.fixture(scope="module")
-def stub_sweep(tmp_path_factory):
+def sweep_and_figures(tmp_path_factory):
+    """The stub sweep's folder, trainer and table, and ``{file name: Figure}`` of what it drew."""
     tmp_path = tmp_path_factory.mktemp("ablate")
     trainer = StubTrainer()
-    table = run_ablation(config(tmp_path), trainer)
-    return tmp_path, trainer, table
+    figures, save = {}, plots._save
+
+    def record(figure, path, *args, **kwargs):
+        figures[Path(path).name] = figure
+        return save(figure, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "_save", record)
+        table = run_ablation(config(tmp_path), trainer)
+    return tmp_path, trainer, table, figures
+
+
+@pytest.fixture(scope="module")
+def stub_sweep(sweep_and_figures):
+    return sweep_and_figures[:3]
 
 
 def test_results_table_against_the_paper(stub_sweep):
@@ -127,12 +145,34 @@ def test_markdown_header_says_reduced_scale(stub_sweep):
     assert "| 1 | original | resnet8 |  | 6.61 |" in text
 
 
-def test_plot_and_config_are_written(stub_sweep):
-    tmp_path, _, _ = stub_sweep
+def test_plot_and_config_are_written(sweep_and_figures):
+    tmp_path, _, table, figures = sweep_and_figures
     png = (tmp_path / "table1" / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    ax, = figures["results.png"].axes
+    assert ax.get_title() == "He et al. 2016, Table 1: test error (reduced scale)"
+    ticks = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert len(ticks) == 11 and ticks[0] == "1. original"
+    assert ticks[1] == "2. constant scaling 0 / 1"
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [
+        "measured (median, min-max)", "paper"]
+    measured, paper = (container for container in ax.containers  # bars, not error bars
+                       if hasattr(container, "patches"))
+    np.testing.assert_array_equal([bar.get_height() for bar in measured], table["error_median"])
+    assert paper[0].get_height() == 6.61 and math.isnan(paper[1].get_height())  # "fail"
+    assert {"fail", "diverged"} <= {text.get_text() for text in ax.texts}
+    curves = figures["curves.png"]
+    assert "Table 1: error per epoch of each row's seed-0 run" in curves.get_suptitle()
+    train, test = curves.axes
+    assert len(test.get_legend().get_texts()) == len(test.lines) == 10  # every finished row
+
+    written = json.loads((tmp_path / "table1" / "ablation.json").read_text())
+    assert {key: written[key] for key in ("table", "depth", "epochs", "seeds", "dataset",
+                                          "train_size", "test_size", "batch_size", "out")} == {
+        "table": 1, "depth": 8, "epochs": 1, "seeds": 2, "dataset": "synthetic",
+        "train_size": 64, "test_size": 32, "batch_size": 32, "out": str(tmp_path / "table1")}
     saved = AblationConfig.from_json((tmp_path / "table1" / "ablation.json").read_text())
-    assert (saved.table, saved.depth, saved.epochs, saved.dataset) == (1, 8, 1, "synthetic")
+    assert saved == config(tmp_path)
 
 
 def test_curves_show_each_rows_seed0_history(stub_sweep):
@@ -239,3 +279,22 @@ def test_run_folders_from_before_the_ledger_are_recorded_not_retrained(tmp_path)
     run_ablation(settings, again)
     assert again.calls == []
     assert list(pd.read_csv(tmp_path / "table1" / "runs.csv")["run"]) == ["resnet8-seed0"]
+
+
+def test_runs_recorded_before_the_symmetric_geometry_are_reused_only_with_same_padding(
+        tmp_path):
+    """A ledger row written before runs recorded ``strided_padding`` trained with Keras's
+    "same" padding: ``--strided-padding same`` reuses it, the default geometry refuses it."""
+    settings = config(tmp_path, table=2, depth=8, seeds=1, rows=(1,), strided_padding="same")
+    run = ablate.train_config(settings, select_rows(settings)[0], seed=0)
+    assert run.model_overrides["strided_padding"] == "same"
+    old = json.loads(run.to_json())
+    del old["model_overrides"]["strided_padding"]  # as configs were written before
+    Ledger(tmp_path / "runs.csv").record(TrainConfig.from_json(json.dumps(old)), "finished",
+                                         {"test_error": 30.0})
+    reused = StubTrainer()
+    run_ablation(dataclasses.replace(settings, ledger=str(tmp_path / "runs.csv")), reused)
+    assert reused.calls == []
+    with pytest.raises(ValueError, match="other settings.*strided_padding"):
+        run_ablation(dataclasses.replace(settings, ledger=str(tmp_path / "runs.csv"),
+                                         strided_padding="symmetric"), StubTrainer())
