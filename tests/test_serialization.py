@@ -50,33 +50,45 @@ def test_keras_file_round_trip(model, tmp_path):
     np.testing.assert_allclose(loaded(IMAGES), model(IMAGES), atol=1e-5)
     assert keras_resnets.count_parameters(loaded) == keras_resnets.count_parameters(model)
 
-def legacy_copy(path, out):
-    """``path`` (a ``.keras`` file) as the code before issue 10 saved it: units and shared
-    stacks without ``stage`` and ``in_filters``, the one-conv branch called ``single``."""
-    def strip(node):
+def rewrite_keras_config(path, out, edit):
+    """A copy of the ``.keras`` file ``path`` at ``out`` whose ``config.json`` went through
+    ``edit(node)`` at every dict of it (parents first), as an older version of the code saved
+    it; the weights are unchanged. Returns ``out``."""
+    def walk(node):
         if isinstance(node, dict):
-            if node.get("class_name") in ("ResidualUnit", "SharedResidualStack"):
-                config = node["config"]
-                for key in ("stage", "in_filters"):
-                    config.pop(key, None)
-                for options in (config, config.get("unit_options") or {}):
-                    if options.get("branch") == "1conv":
-                        options["branch"] = "single"
+            edit(node)
             for value in node.values():
-                strip(value)
+                walk(value)
         elif isinstance(node, list):
             for value in node:
-                strip(value)
+                walk(value)
 
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
         for item in source.infolist():
             data = source.read(item)
             if item.filename == "config.json":
                 config = json.loads(data)
-                strip(config)
-                assert "in_filters" not in json.dumps(config)
+                walk(config)
                 data = json.dumps(config).encode()
             target.writestr(item, data)
+    return out
+
+
+def legacy_copy(path, out):
+    """``path`` (a ``.keras`` file) as an older version of the code saved it: units and shared
+    stacks without ``stage`` and ``in_filters``, the one-conv branch called ``single``."""
+    def strip(node):
+        if node.get("class_name") in ("ResidualUnit", "SharedResidualStack"):
+            config = node["config"]
+            for key in ("stage", "in_filters"):
+                config.pop(key, None)
+            for options in (config, config.get("unit_options") or {}):
+                if options.get("branch") == "1conv":
+                    options["branch"] = "single"
+
+    rewrite_keras_config(path, out, strip)
+    with zipfile.ZipFile(out) as written:
+        assert b"in_filters" not in written.read("config.json")
     return out
 
 
