@@ -1,5 +1,6 @@
 """Where a training step's time goes, op by op: the project's trainer against the PyTorch peer of
-``compare_pytorch.py``, preact ResNet-20 at batch 128 on the CPU (issue 8's remaining gap).
+``compare_pytorch.py``, preact ResNet-20 at batch 128 on the CPU (the remaining gap to
+PyTorch, ``results/speed/README.md``).
 
     pip install -r benchmarks/requirements.txt
     python benchmarks/profile_step.py                      # random images, 10 profiled steps

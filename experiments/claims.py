@@ -1,4 +1,5 @@
-"""Jastrzebski et al. 2018's claims (papers.md, section 2) judged from what
+"""Jastrzebski et al. 2018's claims ("Residual Connections Encourage Iterative Inference",
+Figures 2-8) judged from what
 ``experiments.reproduce`` measured: each claim is "reproduced", "not reproduced" or "not testable
 at this scale", with the numbers it was judged on.
 

@@ -1,4 +1,5 @@
-"""He et al. 2016's claims (papers.md, section 1: Tables 1-3) judged from the tables that
+"""He et al. 2016's claims ("Identity Mappings in Deep Residual Networks", Tables 1-3) judged
+from the tables that
 ``experiments.ablate`` wrote into a study folder (``table{1,2,3}/results.csv`` and the shared
 ledger ``runs.csv``).
 

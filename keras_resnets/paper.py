@@ -1,4 +1,6 @@
-"""Every number the zoo quotes from the papers (``../shared/papers.md``), in one place.
+"""Every number the zoo quotes from the papers, in one place: He et al. 2016, "Identity Mappings
+in Deep Residual Networks" (Tables 1-3, CIFAR parameter counts), and Jastrzębski et al. 2018,
+"Residual Connections Encourage Iterative Inference" (architectures, sharing Table 1).
 
 Errors are CIFAR test error (%); ``None`` marks a row the paper reports as failing to train.
 Rows name a zoo model plus the overrides that make the row, so the ablation runner, ``describe``
@@ -100,7 +102,7 @@ PARAMETERS: dict[str, PaperParameters] = {  # the zoo's defaults: zero-padding f
     "resnet1202": PaperParameters("19.4M"),
     "preact164": PaperParameters("1.7M", include_batchnorm=False),
     "preact1001": PaperParameters("10.2M", include_batchnorm=False),
-    # Jastrzebski et al. 2018, their architectures (papers.md, section 2), counted exactly.
+    # Jastrzebski et al. 2018, their architectures (experimental setup), counted exactly.
     "j18-resnet110": PaperParameters("1,742,762", include_statistics=True),
     "j18-single": PaperParameters("1,829,210", include_statistics=True),
     "j18-avgpool": PaperParameters("12,201,310", include_statistics=True),
@@ -108,7 +110,7 @@ PARAMETERS: dict[str, PaperParameters] = {  # the zoo's defaults: zero-padding f
 }
 
 # Jastrzebski et al. 2018, Table 1 (sharing): parameter counts as ranges (thousands, inclusive),
-# papers.md section 2. The zoo's j18 networks fall inside them counting trainable parameters
+# as printed. The zoo's j18 networks fall inside them counting trainable parameters
 # (conv biases, BN gamma and beta; not BN's moving statistics).
 SHARING_PARAMETER_RANGES: dict[str, tuple[int, int]] = {
     "j18-resnet32": (467, 473),

@@ -111,7 +111,7 @@ VARIANTS = {
 SHARING_VARIANTS = ("shared", "shared-bn", "shared-bn-shared-stats", "shared-bn-shared-affine",
                     "shared-bn-gamma1")
 
-# Jastrzebski et al. 2018 (papers.md, section 2): pre-activation blocks BN-ReLU-conv-BN-ReLU-conv
+# Jastrzebski et al. 2018 (experimental setup): pre-activation blocks BN-ReLU-conv-BN-ReLU-conv
 # whose convs have biases, 1x1 projection shortcuts, classifier BN-ReLU-AvgPool(8,8)-Flatten-FC
 # (on 32x32 images: a 1x1 grid after an 8x8 last stage, 4x4 after a 32x32 one).
 JASTRZEBSKI = {"ordering": "preact", "branch": "basic", "projection": "conv", "conv_bias": True,
@@ -240,7 +240,7 @@ def _default_branch(depth: int, offset: int) -> str:
 
 
 def _default_projection(branch: str, family: Family) -> str:
-    """The shortcut where the shape changes (papers.md, CIFAR architecture): He et al. 2016
+    """The shortcut where the shape changes: He et al. 2016 (appendix, CIFAR)
     use 1x1 projections for bottleneck nets and follow He et al. 2015's parameter-free
     zero-padding ("option A") for basic-unit nets; wide ResNets project (Zagoruyko &
     Komodakis), as do Jastrzebski et al.'s shared variants (their rows say so)."""

@@ -1,5 +1,6 @@
 """analysis.record: the trainer's command with Jastrzebski et al.'s measurements recorded."""
 
+import re
 import types
 
 import pandas as pd
@@ -8,14 +9,26 @@ import pytest
 from analysis import record
 from analysis.callback import IterativeInferenceCallback, recording_callbacks
 from trainers.config import TrainConfig
+from trainers.train import make_parser
+
+
+def listed_options(help_text: str) -> set[str]:
+    """The option strings a ``--help`` text lists: the lines of its options section that
+    start with ``-``, up to their description."""
+    options = help_text.split("\noptions:\n", 1)[1]
+    invocations = re.findall(r"^  (-.*?)(?:  |$)", options, flags=re.MULTILINE)
+    return {option for text in invocations
+            for option in re.findall(r"(?<![\w-])--?[a-z][\w-]*", text)}
 
 
 def test_takes_every_flag_of_the_trainer(capsys):
     with pytest.raises(SystemExit):
         record.main(["--help"])
     help_text = capsys.readouterr().out
-    assert "python -m analysis.record" in help_text
-    assert "--record-every" in help_text and "--model-overrides" in help_text
+    assert help_text.startswith("usage: python -m analysis.record ")
+    trainer = {option for action in make_parser()._actions for option in action.option_strings}
+    assert {"--record-every", "--model-overrides", "--no-augment", "--init-from"} <= trainer
+    assert listed_options(help_text) == trainer
 
 
 def test_a_config_that_does_not_record_gets_no_callback(tmp_path):

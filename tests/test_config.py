@@ -6,6 +6,7 @@ import json
 import pytest
 
 from trainers.config import REFERENCE_BATCH, RECIPES, TrainConfig
+from trainers.schedule import make_schedule
 
 
 def test_json_round_trip_keeps_every_field(tmp_path):
@@ -24,10 +25,18 @@ def test_unknown_json_key_is_rejected():
 
 
 def test_he2016_recipe_is_the_papers():
-    config = TrainConfig.for_recipe("he2016", model="preact20")
-    assert (config.batch_size, config.learning_rate, config.momentum, config.weight_decay,
-            config.iterations, config.lr_drops, config.lr_drop_factor) == (
-        128, 0.1, 0.9, 1e-4, 64_000, (0.5, 0.75), 0.1)
+    """He et al. 2016's appendix, as literals: SGD with momentum 0.9, weight decay 1e-4,
+    mini-batch 128, learning rate 0.1 divided by 10 at 32k and 48k iterations, stop at 64k;
+    0.01 for the first 400 iterations (ResNet-110 included)."""
+    config = TrainConfig.for_recipe("he2016", model="preact110")
+    assert (config.batch_size, config.momentum, config.weight_decay) == (128, 0.9, 1e-4)
+    steps = 50_000 // 128  # CIFAR-10's training set in whole mini-batches
+    assert config.schedule_iterations(steps) == 64_000
+    assert config.resolved_warmup_iterations(steps) == 400
+    schedule = make_schedule(config, steps)
+    paper = {0: 0.01, 399: 0.01, 400: 0.1, 31_999: 0.1, 32_000: 0.01, 47_999: 0.01,
+             48_000: 0.001, 63_999: 0.001}
+    assert {step: float(schedule(step)) for step in paper} == pytest.approx(paper)
     assert TrainConfig.for_recipe("he2016", batch_size=64).batch_size == 64
 
 

@@ -1,5 +1,5 @@
 """The README's layout section matches the tree; every public function, class and method of the
-packages has a docstring (issue 10). Both checkers are tested on small strings first, so a
+packages has a docstring. Both checkers are tested on small strings first, so a
 passing run means the tree is right, not that the checker cannot fail."""
 
 import ast

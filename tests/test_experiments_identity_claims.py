@@ -9,7 +9,7 @@ import pytest
 from experiments import identity_claims
 from experiments.identity_claims import (CLAIMS, FAILS, HOLDS, PENDING, UNTOLD, Claim,
                                          SeedSpread, seed_spread, verdict, write_report)
-from trainers.ledger import Ledger
+from trainers.ledger import COLUMNS, Ledger
 
 PREACT_BEATS_ORIGINAL = Claim("pre-activation beats the original", (3, 4), ((3, 3),))
 
@@ -46,8 +46,9 @@ def write_ledger(study, runs):
     """A ``runs.csv`` with ``(row name, seed, outcome, error)`` rows; the model is the row name
     up to any ``-gate_bias`` override."""
     pd.DataFrame([{"run": f"{n}-seed{s}", "model": n.split("-gate_bias")[0], "seed": s,
-                   "outcome": o, "test_error": e}
-                  for n, s, o, e in runs]).to_csv(study / "runs.csv", index=False)
+                   "outcome": o, "test_error": e, "test_accuracy": None, "parameters": None,
+                   "epochs": None, "iterations": None, "config": "{}"}
+                  for n, s, o, e in runs], columns=COLUMNS).to_csv(study / "runs.csv", index=False)
 
 
 def test_seed_spread_reads_the_most_seeded_row_not_model(tmp_path):

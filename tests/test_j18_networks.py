@@ -1,5 +1,5 @@
-"""Jastrzebski et al. 2018's networks (papers.md, section 2): the paper's exact parameter counts,
-their structure on 32x32 images, and the blocks/filters overrides of reduced-scale runs."""
+"""Jastrzebski et al. 2018's networks (their experimental setup): the paper's exact parameter
+counts, their structure on 32x32 images, and the blocks/filters overrides of reduced-scale runs."""
 
 import numpy as np
 import pytest
@@ -50,11 +50,35 @@ def test_each_net_runs_and_has_the_papers_structure(name):
     assert sum(conv.kernel_size == (1, 1) for conv in convs(model)) == PROJECTIONS[name]
 
 
-@pytest.mark.parametrize("name, blocks, filters", [
-    ("j18-resnet110", (18, 18, 18), (16, 32, 64)), ("j18-single", (10,), (100,)),
-    ("j18-avgpool", (10, 10, 10), (150, 150, 150)), ("j18-wrn", (4, 5, 5), (160, 320, 640))])
-def test_the_registry_holds_the_papers_blocks_and_filters(name, blocks, filters):
-    settings = keras_resnets.describe(name)
+# Jastrzebski et al. 2018, experimental setup, as printed: blocks and filters per stage, the stage's
+# size on 32x32 images, and the first 3x3 conv's filters (not given for the wide ResNet).
+PAPER_NETWORKS = {
+    "j18-resnet110": ((18, 18, 18), (16, 32, 64), (32, 16, 8), 16),
+    "j18-single": ((10,), (100,), (32,), 100),
+    "j18-avgpool": ((10, 10, 10), (150, 150, 150), (32, 16, 8), 150),
+    "j18-wrn": ((4, 4, 4), (160, 320, 640), (32, 16, 8), None),
+}
+# The paper's WRN composition is not given: the zoo opens stages 2 and 3 with one more block
+# (strided, 1x1 projection), which gives the paper's 45,732,842 parameters exactly.
+ZOO_EXTRA_BLOCKS = {"j18-wrn": (0, 1, 1)}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_NETWORKS))
+def test_each_net_has_the_papers_blocks_filters_and_sizes(name, zoo_model):
+    blocks, filters, sizes, stem = PAPER_NETWORKS[name]
+    blocks = tuple(b + e for b, e in zip(blocks, ZOO_EXTRA_BLOCKS.get(name, (0, 0, 0))))
+    model = zoo_model(name)  # on 8x8 images: every size a quarter of the 32x32 one
+    stages = {}
+    for unit in units(model):
+        stages.setdefault(unit.stage, []).append(unit)
+    assert tuple(len(stage) for stage in stages.values()) == blocks
+    assert tuple({unit.filters for unit in stage} for stage in stages.values()) == tuple(
+        {f} for f in filters)
+    assert tuple({unit.output.shape[1] for unit in stage} for stage in stages.values()) == tuple(
+        {size // 4} for size in sizes)
+    if stem is not None:
+        assert model.get_layer("stem_conv1").filters == stem
+    settings = keras_resnets.describe(name)  # what the registry tells users
     assert (settings["units_per_stage"], settings["widths"]) == (blocks, filters)
 
 

@@ -1,4 +1,4 @@
-"""The packages import one way only (issue 10): each imports only packages of a lower layer.
+"""The packages import one way only: each imports only packages of a lower layer.
 
     keras_resnets (0, the zoo) <- trainers (1: data, config, training)
         <- analysis, saved_models (2: measurement, export) <- experiments (3: the studies)

@@ -88,10 +88,69 @@ def test_resolve_refuses_what_build_would_refuse():
         resolve("resnet8-shared")
 
 
-def test_every_paper_row_resolves_to_a_model():
+# He et al. 2016, Table 1, written out from the paper: what each case puts on the shortcut (and
+# the branch) of every unit of the original (post-activation) ResNet-110.
+TABLE1_SHORTCUTS = {
+    "original": {"shortcut": "identity"},
+    "constant scaling 0 / 1": {"shortcut": "scale", "shortcut_scale": 0.0},
+    "constant scaling 0.5 / 1": {"shortcut": "scale", "shortcut_scale": 0.5},
+    "constant scaling 0.5 / 0.5": {"shortcut": "scale", "shortcut_scale": 0.5,
+                                   "branch_scale": 0.5},
+    "exclusive gating, b_g = 0 (paper: 0 to -5 fail)": {"shortcut": "gate-exclusive",
+                                                         "gate_bias": 0.0},
+    "exclusive gating, b_g = -6": {"shortcut": "gate-exclusive", "gate_bias": -6.0},
+    "exclusive gating, b_g = -7": {"shortcut": "gate-exclusive", "gate_bias": -7.0},
+    "shortcut-only gating, b_g = 0": {"shortcut": "gate-shortcut", "gate_bias": 0.0},
+    "shortcut-only gating, b_g = -6": {"shortcut": "gate-shortcut", "gate_bias": -6.0},
+    "1x1 conv shortcut": {"shortcut": "conv"},
+    "dropout shortcut (0.5)": {"shortcut": "dropout", "shortcut_dropout": 0.5},
+}
+# Table 2: the unit each activation placement names.
+TABLE2_ORDERINGS = {"original (post-activation)": "post", "BN after addition": "bn-after-add",
+                    "ReLU before addition": "relu-before-add",
+                    "ReLU-only pre-activation": "relu-preact", "full pre-activation": "preact"}
+
+
+def expected_settings(row) -> dict:
+    """What the paper's row is, from its table, case and depth alone: basic units at depth
+    6n+2 with zero-padding where the shape changes, bottleneck units at 9n+2 (ResNet-164,
+    1001) with 1x1 projections, one conv per unit at 3n+2."""
+    if row.table == 1:
+        unit = {"ordering": "post", **TABLE1_SHORTCUTS[row.case]}
+    elif row.table == 2:
+        unit = {"ordering": TABLE2_ORDERINGS[row.case], "shortcut": "identity"}
+    else:
+        ordering = "preact" if row.case.endswith("pre-activation") else "post"
+        unit = {"ordering": ordering, "shortcut": "identity"}
+    if "one conv per unit" in row.case:
+        return {**unit, "branch": "1conv", "units_per_stage": (row.depth - 2) // 3,
+                "projection": "pad"}
+    if row.depth in (164, 1001):
+        return {**unit, "branch": "bottleneck", "units_per_stage": (row.depth - 2) // 9,
+                "projection": "conv"}
+    return {**unit, "branch": "basic", "units_per_stage": (row.depth - 2) // 6,
+            "projection": "pad"}
+
+
+def resolved_as(settings: dict, expected: dict) -> dict:
+    """``settings`` (from ``resolve``) on ``expected``'s keys; no ``shortcut`` is identity."""
+    return {key: settings.get(key, "identity" if key == "shortcut" else None)
+            for key in expected}
+
+
+def test_every_paper_row_resolves_to_its_variant():
+    assert len(paper.RESULTS) == 11 + 10 + 12  # Tables 1, 2 (two depths) and 3
     for row in paper.RESULTS:
-        assert resolve(row.model_name(), **row.overrides)["units_per_stage"] >= 1
-        assert resolve(row.model_name(depth=20), **row.overrides)
+        expected = expected_settings(row)
+        settings = resolve(row.model_name(), **row.overrides)
+        assert resolved_as(settings, expected) == expected, row.case
+        # at depth 20 (reduced-scale runs) the same unit, shortcut and ordering, 3 units a
+        # stage (6 with one conv per unit): a bottleneck row takes basic units there
+        small = resolve(row.model_name(depth=20), **row.overrides)
+        units = 6 if expected["branch"] == "1conv" else 3
+        branch = "1conv" if expected["branch"] == "1conv" else "basic"
+        assert resolved_as(small, expected) == {**expected, "units_per_stage": units,
+                                                "branch": branch, "projection": "pad"}, row.case
 
 
 def test_describe_carries_the_papers_numbers():

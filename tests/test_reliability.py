@@ -1,5 +1,5 @@
-"""Issue 11's cases: kills that must not lose or bend a run, and bad input that must exit 2 with
-a message (numbers in the test names are the issue's)."""
+"""The hostile tests of run folders: kills that must not lose or bend a run, and bad input that
+must exit 2 with a message."""
 
 import json
 import os
@@ -62,10 +62,10 @@ def assert_same_run(out, reference):
 @pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("strace"), reason="needs strace to kill at a system call")
 @pytest.mark.parametrize("call, path, when", [
-    ("write", "backup/latest.json.tmp", 2),  # 1: mid-way through marking epoch 2 as done
-    ("rename", "backup/latest.json.tmp", 2),  # 2: epoch 2's weights saved, not yet marked done
+    ("write", "backup/latest.json.tmp", 2),  # mid-way through marking epoch 2 as done
+    ("rename", "backup/latest.json.tmp", 2),  # epoch 2's weights saved, not yet marked done
 ])  # every other kill point of an epoch: benchmarks/kill_points.py
-def test_1_2_a_kill_at_the_backup_resumes_to_the_same_run(tmp_path, reference, call, path, when):
+def test_a_kill_at_the_backup_resumes_to_the_same_run(tmp_path, reference, call, path, when):
     out = tmp_path / "run"
     killed = subprocess.run(
         ["strace", "-f", "-o", "/dev/null", "-P", str(out / path), "-e", f"trace={call}",
@@ -79,7 +79,7 @@ def test_1_2_a_kill_at_the_backup_resumes_to_the_same_run(tmp_path, reference, c
     assert history["epoch"].tolist() == [1, 2, 3]
 
 @pytest.mark.slow
-def test_2_an_interrupted_run_resumes_bit_for_bit(tmp_path, reference):
+def test_an_interrupted_run_resumes_bit_for_bit(tmp_path, reference):
     """Weights, step counter, data order and augmentation all resume where they stopped."""
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -93,7 +93,7 @@ def test_2_an_interrupted_run_resumes_bit_for_bit(tmp_path, reference):
     train_lib.train(config)
     assert_same_run(Path(config.out), reference)
     steps = event_steps(Path(config.out) / "tensorboard" / "train")
-    assert sorted(steps) == [1, 2, 3]  # 10: one TensorBoard point per epoch after a resume
+    assert sorted(steps) == [1, 2, 3]  # one TensorBoard point per epoch after a resume
 
 
 def event_steps(folder: Path) -> list[int]:
@@ -116,27 +116,27 @@ def base(out):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--momentum=-5"], "momentum must be in [0, 1)"),  # 4
-    (["--model-overrides", "[1,2]"], "must be a JSON object"),  # 5
-    (["--model-overrides", "null"], "must be a JSON object"),  # 5
-    (["--lr-drop-factor=-1"], "lr_drop_factor must be in (0, 1]"),  # 8
-    (["--learning-rate", "nan"], "learning_rate must be a positive finite number"),  # 8
+    (["--momentum=-5"], "momentum must be in [0, 1)"),
+    (["--model-overrides", "[1,2]"], "must be a JSON object"),
+    (["--model-overrides", "null"], "must be a JSON object"),
+    (["--lr-drop-factor=-1"], "lr_drop_factor must be in (0, 1]"),
+    (["--learning-rate", "nan"], "learning_rate must be a positive finite number"),
     (["--weight-decay=-1e-4"], "weight_decay must be >= 0"),
 ])
-def test_4_5_8_bad_settings_exit_2_and_write_nothing(tmp_path, capsys, flags, message):
+def test_bad_settings_exit_2_and_write_nothing(tmp_path, capsys, flags, message):
     out = tmp_path / "run"
     code, err = cli(base(out) + flags, capsys)
     assert code == 2 and message in err and "Traceback" not in err
     assert not out.exists()
 
 @pytest.mark.slow
-def test_4_the_corrected_command_then_runs_in_the_same_folder(tmp_path, capsys):
+def test_the_corrected_command_then_runs_in_the_same_folder(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli(base(out) + ["--momentum", "-5"], capsys)[0] == 2
     assert cli(base(out), capsys)[0] == 0
 
 
-def test_5_out_that_is_or_is_under_a_file(tmp_path, capsys):
+def test_an_out_that_is_or_is_under_a_file_is_refused(tmp_path, capsys):
     blocker = tmp_path / "taken"
     blocker.write_text("x")
     for out in (blocker, blocker / "run"):
@@ -144,7 +144,7 @@ def test_5_out_that_is_or_is_under_a_file(tmp_path, capsys):
         assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
 
 
-def test_5_an_out_folder_that_refuses_files(tmp_path, capsys, monkeypatch):
+def test_an_out_folder_that_refuses_files_is_refused(tmp_path, capsys, monkeypatch):
     """What a read-only folder does to a non-root user, simulated (root writes anyway)."""
     import trainers.folders
 
@@ -158,7 +158,7 @@ def test_5_an_out_folder_that_refuses_files(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_5_read_only_out(tmp_path, capsys):
+def test_a_read_only_out_is_refused(tmp_path, capsys):
     tmp_path.chmod(0o500)
     try:
         code, err = cli(base(tmp_path / "run"), capsys)
@@ -190,7 +190,7 @@ def cifar_folder(tmp_path: Path) -> Path:
      "data_batch_1: labels must be in [0, 9]"),
     (lambda f: (f / "test_batch").unlink(), "has CIFAR batches but no test batch"),
 ])
-def test_5_10_broken_cifar_files_name_the_file_and_the_fault(tmp_path, capsys, damage, message):
+def test_broken_cifar_files_name_the_file_and_the_fault(tmp_path, capsys, damage, message):
     folder = cifar_folder(tmp_path)
     damage(folder)
     code, err = cli(base(tmp_path / "run") + ["--dataset", "cifar10", "--data-dir", str(folder),
@@ -199,14 +199,14 @@ def test_5_10_broken_cifar_files_name_the_file_and_the_fault(tmp_path, capsys, d
     assert code == 2 and message in err and "Traceback" not in err
 
 
-def test_5_corrupt_cifar_archive(tmp_path, capsys):
+def test_a_corrupt_cifar_archive_is_refused(tmp_path, capsys):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
     code, err = cli(base(tmp_path / "run") + ["--dataset", "cifar10", "--data-dir",
                                               str(tmp_path)], capsys)
     assert code == 2 and "is not a readable CIFAR archive" in err
 
 @pytest.mark.slow
-def test_6_a_finished_run_refuses_another_config_and_accepts_a_trailing_slash(
+def test_a_finished_run_refuses_another_config_and_accepts_a_trailing_slash(
         tmp_path, capsys, reference):
     out = tmp_path / "run"
     shutil.copytree(reference[0], out)
@@ -216,7 +216,7 @@ def test_6_a_finished_run_refuses_another_config_and_accepts_a_trailing_slash(
     assert metrics == json.loads((out / "metrics.json").read_text())
 
 @pytest.mark.slow
-def test_7_final_keras_loads_with_only_keras_resnets_imported(reference):
+def test_final_keras_loads_with_only_keras_resnets_imported(reference):
     script = ("import keras, keras_resnets, sys; "
               "m = keras.saving.load_model(sys.argv[1]); "
               "print(m.optimizer.get_config()['learning_rate']['class_name'])")
@@ -226,7 +226,7 @@ def test_7_final_keras_loads_with_only_keras_resnets_imported(reference):
     assert result.stdout.strip() == "StepSchedule"
 
 
-def test_10_a_backup_from_an_older_version_is_refused_with_advice(tmp_path):
+def test_a_backup_from_an_older_version_is_refused_with_advice(tmp_path):
     config = small(tmp_path / "run", epochs=1)
     backup = Path(config.out) / "backup"
     backup.mkdir(parents=True)
@@ -236,14 +236,14 @@ def test_10_a_backup_from_an_older_version_is_refused_with_advice(tmp_path):
         train_lib.train(config)
 
 
-def test_10_missing_test_batch_is_not_reported_as_no_data(tmp_path):
+def test_a_missing_test_batch_is_not_reported_as_no_data(tmp_path):
     folder = cifar_folder(tmp_path)
     (folder / "test_batch").unlink()
     with pytest.raises(ValueError, match="no test batch"):
         data_lib.locate("cifar10", str(tmp_path))
 
 @pytest.mark.slow
-def test_10_a_new_run_starts_from_another_runs_checkpoint(tmp_path, reference):
+def test_a_new_run_starts_from_another_runs_checkpoint(tmp_path, reference):
     """The documented way to continue a diverged run: its last good checkpoint, a lower
     learning rate, another folder."""
     checkpoint = reference[0] / "checkpoints" / "epoch-0003.weights.h5"
@@ -262,7 +262,7 @@ def test_10_a_new_run_starts_from_another_runs_checkpoint(tmp_path, reference):
     ("{tmp}/missing.weights.h5", "no such file"),
     ("{reference}/checkpoints/epoch-0003.weights.h5", "does not fit"),
 ])
-def test_10_init_from_errors(tmp_path, capsys, reference, init_from, message):
+def test_a_bad_init_from_exits_2_with_one_line(tmp_path, capsys, reference, init_from, message):
     path = init_from.format(tmp=tmp_path, reference=reference[0])
     code, err = cli(base(tmp_path / "run") + ["--init-from", path, "--model", "preact8"],
                     capsys)
@@ -270,7 +270,7 @@ def test_10_init_from_errors(tmp_path, capsys, reference, init_from, message):
     assert err.count("\n") == 1 and len(err) < 400, err  # the first mismatch, not Keras's list
 
 
-def test_10_a_corrupt_final_keras_is_reported_as_corrupt(tmp_path, capsys):
+def test_a_corrupt_final_keras_is_reported_as_corrupt(tmp_path, capsys):
     from analysis.run import main as analysis_main
 
     small(tmp_path).save(tmp_path / "config.json")

@@ -11,7 +11,7 @@ from trainers.schedule import make_schedule
 
 STEPS = 10  # steps per epoch: the schedule only sees iterations
 
-# Jastrzebski et al. 2018 as printed (papers.md section 2): {first epoch: rate}, and the length.
+# Jastrzebski et al. 2018 as printed (experimental setup): {first epoch: rate}, and the length.
 PAPER = {
     "jastrzebski2018-resnet": (300, {0: 0.1, 80: 0.01, 120: 0.001, 200: 0.00001,
                                      240: 0.000011}),

@@ -1,5 +1,5 @@
 """One command-line convention for every CLI: flags generated from a config dataclass, and
-one set of exit codes (style.md: a CLI parses flags into a config and calls one function).
+one set of exit codes (a CLI parses flags into a config and calls one function).
 
     parser = cli.Parser(prog="python -m experiments.sharing")
     cli.add_config_flags(parser, SharingConfig, HELP)

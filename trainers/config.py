@@ -1,6 +1,6 @@
 """The training configuration: plain data that round-trips to JSON and names a whole run.
 
-``TrainConfig.for_recipe("he2016", ...)`` fills in He et al. 2016's CIFAR recipe (papers.md):
+``TrainConfig.for_recipe("he2016", ...)`` fills in He et al. 2016's CIFAR recipe (appendix):
 SGD with momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 (0.01 for the first 400
 iterations, every depth), divided by 10 at 50% and 75% of training, 64k iterations. The
 ``jastrzebski2018-*`` recipes are Jastrzebski et al. 2018's, one per network (see
@@ -22,8 +22,8 @@ PAPER_WARMUP_ITERATIONS = 400  # at 0.01, "for all CIFAR experiments"
 
 
 def jastrzebski2018(epochs: int, rates: dict, weight_decay: float = 1e-4) -> dict:
-    """Jastrzebski et al. 2018's recipe for one network (their training details, papers.md
-    section 2): SGD with momentum 0.9, flip + translation augmentation, learning rate 0.1 then
+    """Jastrzebski et al. 2018's recipe for one network (their training details):
+    SGD with momentum 0.9, flip + translation augmentation, learning rate 0.1 then
     ``rates`` (``{first epoch: rate}``) over ``epochs`` epochs, no warm-up (none is mentioned).
 
     The drops are stored as fractions of training and the rates as multiples of 0.1, so
@@ -39,7 +39,7 @@ def jastrzebski2018(epochs: int, rates: dict, weight_decay: float = 1e-4) -> dic
             "augment": True}
 
 
-# Jastrzebski et al. 2018's printed schedules (papers.md section 2), one recipe per network of
+# Jastrzebski et al. 2018's printed schedules (experimental setup), one recipe per network of
 # keras_resnets.registry.NETWORKS. ResNet-110: the printed numbers as they are, 0.00001 from
 # epoch 200 then 0.000011 from 240 (a slight rise, kept as printed).
 # Wide ResNet: "0.1 until epoch 60, 0.02 until 100" read as 100 epochs with one drop at 60.

@@ -1,6 +1,6 @@
 """The one input pipeline: CIFAR and any TFDS image-classification dataset, or synthetic data.
 
-He et al. 2016 (papers.md, training recipe): per-channel standardisation, then on training
+He et al. 2016 (appendix, CIFAR training): per-channel standardisation, then on training
 images only 4-pixel zero padding, a random crop back to the image size (32x32 on CIFAR) and a
 random horizontal flip; the test image is used as is. The standardisation is the model's first
 layer (``build(..., standardize=(data.mean, data.std))``, so saved models take raw images): the

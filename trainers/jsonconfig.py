@@ -1,4 +1,4 @@
-"""One way for every config dataclass to go to and from JSON (style.md: configs are plain data)."""
+"""One way for every config dataclass to go to and from JSON (configs are plain data)."""
 
 import dataclasses
 import json
