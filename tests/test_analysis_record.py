@@ -26,7 +26,7 @@ def test_takes_every_flag_of_the_trainer(capsys):
         record.main(["--help"])
     help_text = capsys.readouterr().out
     assert help_text.startswith("usage: python -m analysis.record ")
-    trainer = {option for action in make_parser()._actions for option in action.option_strings}
+    trainer = listed_options(make_parser().format_help())
     assert {"--record-every", "--model-overrides", "--no-augment", "--init-from"} <= trainer
     assert listed_options(help_text) == trainer
 
