@@ -8,7 +8,6 @@ iterations, every depth), divided by 10 at 50% and 75% of training, 64k iteratio
 changing its shape (the drops and the warm-up stay at the same fractions of training).
 """
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -182,19 +181,14 @@ class TrainConfig(JsonConfig):
                 if name not in ignored and getattr(self, name) != getattr(other, name)}
 
     @classmethod
-    def from_json(cls, text: str, source: str = "config JSON") -> "TrainConfig":
-        """``JsonConfig.from_json``; a config whose ``model_overrides`` lack
-        ``strided_padding`` was written before runs recorded it and trained with Keras's
-        ``"same"`` padding: it reads back with ``strided_padding="same"``."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None  # the parent says what is wrong
-        if isinstance(data, dict) and isinstance(data.get("model_overrides"), dict):
-            data["model_overrides"] = {"strided_padding": LEGACY_STRIDED_PADDING,
-                                       **data["model_overrides"]}
-            text = json.dumps(data)
-        return super().from_json(text, source)
+    def upgrade(cls, data: dict) -> dict:
+        """A config whose ``model_overrides`` lack ``strided_padding`` was written before runs
+        recorded it and trained with Keras's ``"same"`` padding: it reads back with
+        ``strided_padding="same"``."""
+        if isinstance(data.get("model_overrides"), dict):
+            data = {**data, "model_overrides": {"strided_padding": LEGACY_STRIDED_PADDING,
+                                                **data["model_overrides"]}}
+        return data
 
     @classmethod
     def for_recipe(cls, recipe: str = "he2016", **overrides) -> "TrainConfig":

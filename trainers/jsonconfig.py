@@ -28,6 +28,7 @@ class JsonConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{source} must hold a JSON object of {cls.__name__} fields; got "
                              f"{_json_kind(data)}.")
+        data = cls.upgrade(data)
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"Unknown config keys {sorted(unknown)} for {cls.__name__} in "
@@ -38,6 +39,12 @@ class JsonConfig:
                 raise ValueError(f"{source}: field {name!r} is {json.dumps(value)} "
                                  f"({_json_kind(value)}); expected {describe(hints[name])}.")
         return cls(**data)
+
+    @classmethod
+    def upgrade(cls, data: dict) -> dict:
+        """A saved config's fields as this version reads them (a subclass fills in what older
+        versions did not write); as they are here."""
+        return data
 
     def save(self, path) -> None:
         """Write the JSON to ``path`` atomically (temporary file, then rename)."""
