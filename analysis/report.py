@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainers import tables
+from analysis import tables
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:

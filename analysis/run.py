@@ -45,8 +45,8 @@ from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES, UPD
 from trainers import cli
 from trainers.config import REFERENCE_BATCH, TrainConfig
 from trainers.data import load_data
-from trainers.folders import check_writable_folder
-from trainers.keras_files import check_keras_file
+from trainers.files import check_writable_folder
+from trainers.files import check_keras_file
 
 # --split -> the splits measured; the paper reports train and test (validation) alike.
 SPLITS = {"test": ("test",), "train": ("train",), "both": ("train", "test")}

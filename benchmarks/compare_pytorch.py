@@ -295,7 +295,7 @@ def main(argv=None) -> int:
                    args.repeats)
     import pandas as pd
 
-    from trainers.tables import markdown_table
+    from analysis.tables import markdown_table
 
     print(markdown_table(pd.DataFrame(rows)))
     if args.out:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainers.tables import markdown_table
+from analysis.tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 CALLS = ("openat", "write", "pwrite64", "fsync", "rename", "unlink", "mkdir")

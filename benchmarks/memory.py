@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         return 0
     import pandas as pd
 
-    from trainers.tables import markdown_table
+    from analysis.tables import markdown_table
 
     table = []
     for model in args.models:

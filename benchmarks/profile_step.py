@@ -154,7 +154,7 @@ def primitives_report(trainer: dict, peer: dict) -> str:
     and the trainer's time over the peer's, the costliest (trainer total) first."""
     import pandas as pd
 
-    from trainers.tables import markdown_table
+    from analysis.tables import markdown_table
 
     def mean_ms(times, key):
         count, total = times[key]
@@ -176,7 +176,7 @@ def report(side: str, result: dict, top: int) -> str:
     """A Markdown table of the ``top`` op types by ms per step, with the step's wall time."""
     import pandas as pd
 
-    from trainers.tables import markdown_table
+    from analysis.tables import markdown_table
 
     ops = pd.Series(result["ops"]).sort_values(ascending=False)
     table = pd.DataFrame({"op": ops.index[:top], "ms per step": ops.values[:top].round(2),

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     rows = measure(args.models, args.steps, args.steps_per_execution)
     import pandas as pd
 
-    from trainers.tables import markdown_table
+    from analysis.tables import markdown_table
 
     print(markdown_table(pd.DataFrame(rows)))
     if args.out:

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainers.tables import markdown_table
+from analysis.tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ Which rows run:
   above); the results still list every row, the others as pending or as trained before.
 
 Completing a table over several sessions: every finished or diverged run is recorded in the
-ledger (``--ledger``, default ``OUT/runs.csv``; ``trainers.ledger``) with its full config, and
+ledger (``--ledger``, default ``OUT/runs.csv``; ``experiments.ledger``) with its full config, and
 its history is copied to ``history/<run>.csv`` beside it. Commit those, not the run folders: a run
 in the ledger is never trained again, even from a fresh clone. ``--runs DIR`` and ``--ledger
 CSV`` let the three tables share runs: a model that is a row of several tables (``resnet20`` is
@@ -50,8 +50,8 @@ from trainers import cli
 from trainers.callbacks import read_history
 from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
 from trainers.jsonconfig import JsonConfig
-from trainers.ledger import Ledger, folder_result, is_finished
-from trainers.tables import markdown_table
+from experiments.ledger import Ledger, folder_result, is_finished
+from analysis.tables import markdown_table
 
 TABLES = (1, 2, 3)
 RECIPE_EPOCHS = "~164"  # 64k iterations of 128 images over CIFAR's 50k training images

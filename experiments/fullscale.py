@@ -5,7 +5,7 @@ it takes.
 
 The plan (``results/fullscale/plan.csv``, written by ``results/fullscale/plan.py``) lists runs
 in order, each with its exact ``trainers.array_fit`` command. A call takes the first run that is
-not in the ledger (``results/fullscale/runs.csv``, ``trainers.ledger``) and trains it with
+not in the ledger (``results/fullscale/runs.csv``, ``experiments.ledger``) and trains it with
 array_fit's ``stop_after`` for what is left of ``--minutes``: it stops at an epoch boundary and
 leaves the run folder's resume state, from which the next call continues to the weights an
 uninterrupted run would reach. A run that finishes goes into the ledger (with its per-epoch
@@ -30,7 +30,7 @@ import keras
 
 from trainers import array_fit, cli
 from trainers.config import TrainConfig
-from trainers.ledger import Ledger, folder_result, run_name
+from experiments.ledger import Ledger, folder_result, run_name
 
 PROGRAM = "trainers.array_fit"
 
@@ -145,7 +145,7 @@ def train_for(run_config: TrainConfig, seconds: float, loaded: dict) -> tuple[st
 HELP = {"minutes": "train for about this long (plus up to one epoch), then stop at an epoch "
                    "boundary",
         "plan": "CSV with a 'command' column of trainers.array_fit commands, run in order",
-        "ledger": "finished runs (trainers.ledger); its history/ beside it",
+        "ledger": "finished runs (experiments.ledger); its history/ beside it",
         "data_dir": "replaces every command's --data-dir",
         "runs": "replaces the folder of every command's --out (the run's name stays)",
         "epochs": "dry run: replaces every run's epochs",

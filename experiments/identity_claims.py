@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainers.ledger import Ledger
-from trainers.tables import markdown_table
+from experiments.ledger import Ledger
+from analysis.tables import markdown_table
 
 NOISE = 1.0  # test-error points two single-seed runs are assumed to differ by with no effect
 HOLDS, FAILS, UNTOLD, PENDING = ("holds", "does not hold", "cannot tell at this scale",

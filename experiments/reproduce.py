@@ -8,8 +8,9 @@ Each figure names the paper's networks it needs (``FIGURES``). Every network tra
 its own ``jastrzebski2018-*`` recipe (``trainers.config``), recording the cosine loss and l2
 ratio per epoch on both splits (the training figure: ``record_every=1`` with
 ``analysis.callback.recording_callbacks`` as the trainer's recorder), into ``--runs`` (working
-files, not committed); its result goes into the ledger ``OUT/runs.csv`` (``trainers.ledger``). Then
-``analysis.run`` measures its final model on the train and test splits into ``OUT/<network>/``.
+files, not committed); its result goes into the ledger ``OUT/runs.csv``
+(``experiments.ledger``). Then ``analysis.run`` measures its final model on the train and test
+splits into ``OUT/<network>/``.
 The sharing figures run ``experiments.sharing`` into ``OUT/sharing/``. Finally
 ``experiments.claims`` puts each of the paper's claims beside what was measured, into
 ``OUT/claims.md`` and ``claims.csv``: reproduced, not reproduced or not testable at this scale.
@@ -54,7 +55,7 @@ from trainers import cli
 from trainers.config import TrainConfig
 from trainers.data import locate
 from trainers.jsonconfig import JsonConfig
-from trainers.ledger import Ledger
+from experiments.ledger import Ledger
 from trainers.train import train
 
 

@@ -15,7 +15,7 @@ test error per epoch), the gradient norm ratio per epoch (``gradient_ratio.csv/p
 right), the activation norms at initialisation (``activation_norms.csv/png``) and
 ``sharing_config.json`` into ``--out``. Each run trains into ``--runs`` (default
 ``OUT/runs``, working files) and is recorded in the ledger ``OUT/runs.csv``
-(``trainers.ledger``): a recorded run never trains again. Anything below the paper's scale
+(``experiments.ledger``): a recorded run never trains again. Anything below the paper's scale
 (fewer epochs or examples, other depth) is labelled REDUCED. ``--ablation 1`` adds Fig. 9's
 rows: unshared BN with one part turned off (shared statistics, shared gamma and beta, or gamma
 initialised to 1).
@@ -50,7 +50,7 @@ from trainers import cli
 from trainers.callbacks import read_history
 from trainers.config import TrainConfig
 from trainers.data import load_data
-from trainers.ledger import Ledger, run_name
+from experiments.ledger import Ledger, run_name
 from trainers.train import build_model, check_config, train
 
 PAPER_DEPTH, PAPER_SHARED = 110, 13

@@ -41,7 +41,7 @@ from trainers.callbacks import read_history
 from trainers.config import LOCATION_FIELDS, TrainConfig
 from trainers.jsonconfig import JsonConfig
 from trainers.strategy import check_batch_size, make_strategy
-from trainers.tables import markdown_table
+from analysis.tables import markdown_table
 from trainers.train import add_train_flags, check_config
 
 PROJECT = "trials"  # KerasTuner's project folder inside the sweep folder

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainers import cli
-from trainers.keras_files import check_keras_file
+from trainers.files import check_keras_file
 
 INPUT_KEY, OUTPUT_KEY = "images", "probabilities"
 MANIFEST = Path("assets.extra") / "export.json"  # TF Serving's folder for files it ignores

@@ -14,7 +14,7 @@ from analysis import plots
 from experiments import ablate
 from experiments.ablate import AblationConfig, run_ablation, select_rows
 from trainers.config import TrainConfig
-from trainers.ledger import Ledger
+from experiments.ledger import Ledger
 from trainers.train import TrainingDiverged
 
 DIVERGING = "scale0"  # the stub below diverges on this variant, like the paper's plain net

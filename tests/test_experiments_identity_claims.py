@@ -9,7 +9,7 @@ import pytest
 from experiments import identity_claims
 from experiments.identity_claims import (CLAIMS, FAILS, HOLDS, PENDING, UNTOLD, Claim,
                                          SeedSpread, seed_spread, verdict, write_report)
-from trainers.ledger import COLUMNS, Ledger
+from experiments.ledger import COLUMNS, Ledger
 
 PREACT_BEATS_ORIGINAL = Claim("pre-activation beats the original", (3, 4), ((3, 3),))
 

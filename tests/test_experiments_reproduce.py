@@ -11,7 +11,7 @@ from analysis.callback import recording_callbacks
 from experiments import claims, reproduce
 from experiments.claims import NOT_REPRODUCED, REPRODUCED, UNTESTABLE
 from experiments.reproduce import ReproduceConfig
-from trainers.ledger import Ledger
+from experiments.ledger import Ledger
 
 
 def never_train(config, callbacks=()):

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from trainers.config import TrainConfig
-from trainers.ledger import COLUMNS, Ledger
+from experiments.ledger import COLUMNS, Ledger
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = ("import sys, time; from pathlib import Path\n"
           "from trainers.config import TrainConfig\n"
-          "from trainers.ledger import Ledger\n"
+          "from experiments.ledger import Ledger\n"
           "ledger, writer, count = Ledger(Path(sys.argv[1])), sys.argv[2], int(sys.argv[3])\n"
           "print('ready', flush=True)\n"
           "while not Path(sys.argv[4]).exists():  # start together\n"

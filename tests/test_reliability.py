@@ -146,12 +146,12 @@ def test_an_out_that_is_or_is_under_a_file_is_refused(tmp_path, capsys):
 
 def test_an_out_folder_that_refuses_files_is_refused(tmp_path, capsys, monkeypatch):
     """What a read-only folder does to a non-root user, simulated (root writes anyway)."""
-    import trainers.folders
+    import trainers.files
 
     def refuse(**_):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(trainers.folders.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(trainers.files.tempfile, "TemporaryFile", refuse)
     code, err = cli(base(tmp_path / "run"), capsys)
     assert code == 2 and "cannot be written (Permission denied" in err
     assert not (tmp_path / "run").exists()

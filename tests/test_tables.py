@@ -1,9 +1,9 @@
-"""trainers.tables: the one Markdown writer of the project's reports."""
+"""analysis.tables: the one Markdown writer of the project's reports."""
 
 import numpy as np
 import pandas as pd
 
-from trainers.tables import markdown_table
+from analysis.tables import markdown_table
 
 
 def test_markdown_table_formats_missing_values_numpy_floats_and_pipes():

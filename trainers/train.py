@@ -32,7 +32,7 @@ from trainers import cli
 from trainers import locks
 from trainers import data as data_lib
 from trainers.config import RECIPES, TrainConfig
-from trainers.folders import check_writable_folder
+from trainers.files import check_writable_folder
 from trainers.fused import fused_batchnorm
 from trainers.schedule import make_schedule
 from trainers.strategy import check_batch_size, check_jit_compile, is_chief, make_strategy

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainers.tables import markdown_table
+from analysis.tables import markdown_table
 
 HERE = Path(__file__).resolve().parent
 SAME = HERE.parent / "he2016" / "runs.csv"

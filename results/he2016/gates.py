@@ -19,7 +19,7 @@ import pandas as pd
 
 import keras_resnets
 from trainers.cifar_files import find_cifar_files, read_arrays
-from trainers.tables import markdown_table
+from analysis.tables import markdown_table
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE.parents[1] / "sweeps" / "he2016" / "runs"

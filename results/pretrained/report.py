@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.plots import plot_loss_and_error
-from trainers.tables import markdown_table
+from analysis.tables import markdown_table
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,7 +1,13 @@
-"""Output folders checked before any work: a run, an analysis or a sweep that can only fail at
-its end because of where it writes should fail at its start instead."""
+"""Checks on the files and folders a command reads or writes, made before any work.
+
+A run, an analysis or a sweep that can only fail at its end because of where it writes should
+fail at its start instead; and Keras reports a truncated or garbled ``.keras`` file as "File not
+found", which sends the user looking in the wrong place, so its archive is checked first.
+"""
 
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 
@@ -24,3 +30,22 @@ def check_writable_folder(folder: Path, flag: str = "--out") -> None:
     except OSError as error:
         raise ValueError(f"{flag} {folder} cannot be written ({error.strerror} in {existing}); "
                          f"choose a folder you can write in.") from None
+
+
+def keras_file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a whole zip archive (a ``.keras`` file is one), or ``None``:
+    reading every member (``testzip`` checks their CRCs) names the real fault."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        return f"{type(error).__name__}: {error}"
+    return None if damaged is None else f"member {damaged} fails its CRC check"
+
+
+def check_keras_file(path: Path) -> None:
+    """A ``ValueError`` naming ``path`` and its fault when it is not a readable ``.keras``."""
+    problem = keras_file_problem(path)
+    if problem is not None:
+        raise ValueError(f"{path} is a corrupt or unreadable .keras file ({problem}); save or "
+                         f"copy it again.")
