@@ -19,6 +19,14 @@ Layers (``tests/test_layering.py``): analysis imports ``trainers`` and ``keras_r
 
 import trainers  # noqa: F401  (first: switches oneDNN on before TensorFlow loads)
 
-from analysis.frames import MEASURES, Analysis, analyze, block_frame
-
 __all__ = ["MEASURES", "Analysis", "analyze", "block_frame"]
+
+
+def __getattr__(name):
+    """``analysis.frames``' names, imported on first use: the package's command lines
+    (``python -m analysis.run``) parse their flags before TensorFlow loads."""
+    if name not in __all__:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    from analysis import frames
+
+    return getattr(frames, name)

@@ -26,10 +26,9 @@ from keras_resnets import ResidualChain
 from analysis.borderline import GROUPS, borderline_sums, check_last_blocks
 from analysis.loop import BatchSum
 from analysis.measures import drop_sums, probe_sums
-from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES,
-                             check_unroll_options, check_unrollable, check_updates, unroll_sums)
+from analysis.options import DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES, MEASURES
+from analysis.unroll import check_unroll_options, check_unrollable, check_updates, unroll_sums
 
-MEASURES = ("cosine", "l2", "drop", "intermediate", "borderline", "unroll")
 PROBED = ("cosine", "l2", "intermediate")  # one forward and backward pass for the three
 BLOCK_COLUMNS = ("block", "stage", "index_in_stage", "name", "width", "changes_shape",
                  "gradient_wrt")

@@ -42,6 +42,8 @@ class BatchSum:
         return self._compiled[spec]
 
     def __call__(self, dataset, description: str = "", progress: bool = True) -> dict:
+        """The step's sums over every batch of ``dataset`` and every replica, one dict of
+        totals; a progress bar labelled ``description`` unless ``progress`` is off."""
         distributed = self.strategy.experimental_distribute_dataset(dataset)
         compiled = self._compile(distributed.element_spec)
         total = int(dataset.cardinality())

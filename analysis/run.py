@@ -8,8 +8,7 @@
 
 Three sources. A finished training run: ``RUN_DIR/final.keras`` and the data of
 ``RUN_DIR/config.json`` (the same pipeline as training, without augmentation: raw images, which
-the model standardises itself; a legacy model, saved before the standardisation moved into the
-model, gets them standardised with the training split's statistics, as it was trained). A
+the model standardises itself; a model without a ``standardize`` layer is refused). A
 ``.keras`` file of any Keras functional residual network (read with ``safe_mode``: no Lambda
 layer is deserialised; blocks found as ``keras_resnets.chain`` says) on ``--dataset``. A zoo
 model with shipped pretrained weights (``--model preact20 --weights cifar10``) on their dataset.
@@ -22,7 +21,8 @@ examples of epoch 0's shuffled order (seed 0).
 ``summary.json``, the figures (Jastrzebski et al. 2018, Figs. 3-7), ``report.md`` and the
 analysis' own ``analysis_config.json`` into ``--out`` (default ``RUN_DIR/analysis``; required
 for the other sources). Every setting is checked, against the model too, before any data is
-read.
+read. The flags are parsed before TensorFlow loads (``--help`` answers at once): this module
+imports it, Keras and the measurements in the functions that analyse.
 """
 
 import argparse
@@ -32,21 +32,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-
-from keras_resnets import ResidualChain, build, standardization_of  # (registers the zoo)
-from keras_resnets.pretrained import find
-from analysis.frames import MEASURES, analyze, check_settings, parse_measures
-from analysis.plots import BLOCK_FIGURES, analysis_figures
-from analysis.report import analysis_report
-from analysis.unroll import (DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES, UPDATES,
-                             check_unroll_options, check_updates)
+from analysis.options import DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES, MEASURES
 from trainers import cli
 from trainers.config import REFERENCE_BATCH, TrainConfig
-from trainers.data import load_data
-from trainers.files import check_writable_folder
-from trainers.files import check_keras_file
+from trainers.files import check_keras_file, check_writable_folder
 
 # --split -> the splits measured; the paper reports train and test (validation) alike.
 SPLITS = {"test": ("test",), "train": ("train",), "both": ("train", "test")}
@@ -60,11 +49,6 @@ INPUT_SCALINGS = {
     "unit": lambda images, mean, std: images / 255.0,  # [0, 1]
     "symmetric": lambda images, mean, std: images / 127.5 - 1.0,  # [-1, 1]
 }
-# Everything analyze_run writes: a rerun removes the previous run's files first, so a folder
-# never mixes results (or figures) of two analyses.
-OUTPUTS = ("blocks.csv", "borderline.csv", "unroll.csv", "summary.json", "report.md",
-           "analysis_config.json", "fig6_borderline.png", "fig7_unroll.png",
-           *(f"fig{number}_{name}.png" for name, (_, number, _, _) in BLOCK_FIGURES.items()))
 
 
 @dataclass
@@ -101,6 +85,9 @@ class AnalysisConfig:
         bad = {k: v for k, v in sizes.items() if v is not None and v <= 0}
         if bad:
             raise ValueError(f"These settings must be positive: {bad}.")
+        from analysis.frames import parse_measures  # loads TensorFlow: after the cheap checks
+        from analysis.unroll import check_unroll_options, check_updates
+
         parse_measures(self.measures)
         check_unroll_options(self.alphas, self.steps)
         check_updates(self.updates)
@@ -132,6 +119,8 @@ class AnalysisConfig:
             raise ValueError(f"--model {self.model} needs --weights (shipped pretrained "
                              "weights, such as cifar10): an untrained net has nothing to say.")
         if self.model:
+            from keras_resnets.pretrained import find
+
             self.dataset = self.dataset or find(self.model, self.weights).dataset
 
     def _check_run(self) -> None:
@@ -150,13 +139,16 @@ def load_splits(config: AnalysisConfig, model, train_config: TrainConfig) -> dic
     ``config.split``, without augmentation, rebatched and truncated as asked (the train split
     drops its last partial batch, as in training), in the form ``model`` takes (a run's
     pipeline, or ``config.input_scaling``)."""
+    from trainers.data import load_data
+
     batch_size = config.batch_size or train_config.batch_size
     data = load_data(dataclasses.replace(train_config, augment=False, batch_size=batch_size))
     sizes = {"test": data.test_examples, "train": data.steps_per_epoch(batch_size) * batch_size}
     datasets = {split: _first(data.test if split == "test" else data.train, sizes[split],
                               config.limit, batch_size) for split in SPLITS[config.split]}
     if config.run_dir:
-        return {split: model_inputs(dataset, model, data) for split, dataset in datasets.items()}
+        check_standardises(model, config.run_dir)
+        return datasets
     return {split: scaled(dataset, config.input_scaling or "raw", data)
             for split, dataset in datasets.items()}
 
@@ -164,6 +156,8 @@ def load_splits(config: AnalysisConfig, model, train_config: TrainConfig) -> dic
 def scaled(dataset, scaling: str, data):
     """``dataset``'s float 0..255 images scaled as ``INPUT_SCALINGS[scaling]`` says, with the
     training split's per-channel statistics for ``standardize``."""
+    import tensorflow as tf
+
     if scaling == "raw":
         return dataset
     mean, std = (tf.constant(values, tf.float32) for values in (data.mean, data.std))
@@ -172,18 +166,23 @@ def scaled(dataset, scaling: str, data):
                        tf.data.AUTOTUNE)
 
 
-def model_inputs(dataset, model, data):
-    """``dataset``'s raw images for a model that standardises them itself; for a legacy model
-    (saved before the standardisation moved into the model) standardised with the training
-    split's statistics, ``(x - data.mean) / data.std``, as its training pipeline fed it."""
-    if standardization_of(model) is not None:
-        return dataset
-    mean, std = (tf.constant(values, tf.float32) for values in (data.mean, data.std))
-    return dataset.map(lambda images, labels: ((images - mean) / std, labels), tf.data.AUTOTUNE)
+def check_standardises(model, run_dir) -> None:
+    """A run's model must standardise its images itself (a ``standardize`` layer, as
+    ``trainers.train`` builds it): the run's pipeline gives raw images. A ``ValueError`` says what
+    to do with one that does not."""
+    from keras_resnets import standardization_of
+
+    if standardization_of(model) is None:
+        raise ValueError(f"{run_dir}/final.keras does not standardise its images (it has no "
+                         f"standardize layer), so it would misread the run's raw images; train "
+                         f"it again with trainers.train, or analyse it as a .keras file with the "
+                         f"--input-scaling it was trained with.")
 
 
 def _first(dataset, available: int, limit: int | None, batch_size: int):
     """The first ``limit`` examples of ``dataset``, rebatched (all of them without a limit)."""
+    import tensorflow as tf
+
     if limit is None:
         return dataset
     batches = -(-min(limit, available) // batch_size)
@@ -195,6 +194,11 @@ def open_model(config: AnalysisConfig) -> tuple:
     """``(model, TrainConfig of its data, note for the report)`` of ``config``'s source. A
     run's ``config.json`` is read first: a malformed one is bad input, refused before any work.
     A ``.keras`` file is read with ``safe_mode`` (no Lambda layer's code is deserialised)."""
+    import keras
+
+    from keras_resnets import build  # (registers the zoo's layers)
+    from keras_resnets.pretrained import find
+
     if config.run_dir:
         train_config = TrainConfig.load(Path(config.run_dir) / "config.json")
         check_keras_file(Path(config.run_dir) / "final.keras")
@@ -215,6 +219,11 @@ def open_model(config: AnalysisConfig) -> tuple:
 
 def analyze_run(config: AnalysisConfig):
     """Measure ``config``'s model and write every result into ``config.out``."""
+    from keras_resnets import ResidualChain
+    from analysis.frames import analyze, check_settings
+    from analysis.plots import analysis_figures
+    from analysis.report import analysis_report
+
     model, train_config, source = open_model(config)
     options = {"alphas": config.alphas, "steps": config.steps, "updates": config.updates,
                "last_blocks": config.last_blocks}
@@ -223,7 +232,7 @@ def analyze_run(config: AnalysisConfig):
     analysis = analyze(model, datasets, config.measures, **options)
     analysis.summary.update(dataset=train_config.dataset)
     out = Path(config.out)
-    for name in OUTPUTS:
+    for name in output_names():
         (out / name).unlink(missing_ok=True)
     analysis.save(out)
     (out / "analysis_config.json").write_text(
@@ -235,6 +244,16 @@ def analyze_run(config: AnalysisConfig):
     (out / "report.md").write_text(analysis_report(
         analysis, figures, f"Iterative inference analysis of {model.name}", notes))
     return analysis
+
+
+def output_names() -> tuple[str, ...]:
+    """Everything ``analyze_run`` writes: a rerun removes the previous run's files first, so a
+    folder never mixes results (or figures) of two analyses."""
+    from analysis.plots import BLOCK_FIGURES
+
+    return ("blocks.csv", "borderline.csv", "unroll.csv", "summary.json", "report.md",
+            "analysis_config.json", "fig6_borderline.png", "fig7_unroll.png",
+            *(f"fig{number}_{name}.png" for name, (_, number, _, _) in BLOCK_FIGURES.items()))
 
 
 HELP = {
@@ -269,7 +288,6 @@ def make_parser() -> argparse.ArgumentParser:
                         "a .keras file of a Keras functional residual network")
     cli.add_config_flags(parser, AnalysisConfig, HELP, skip=("run_dir", "model_file"),
                          custom={"split": {"choices": list(SPLITS)},
-                                 "updates": {"choices": list(UPDATES)},
                                  "input_scaling": {"choices": list(INPUT_SCALINGS)}})
     return parser
 

@@ -24,9 +24,8 @@ import tensorflow as tf
 from analysis.borderline import example_groups, group_totals
 from analysis.measures import (correct, cosine_per_example, crossentropy, entropy,
                                l2_ratio_per_example, prepare)
+from analysis.options import DEFAULT_ALPHAS, DEFAULT_STEPS, DEFAULT_UPDATES
 
-DEFAULT_ALPHAS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
-DEFAULT_STEPS = 20  # the paper's 20 extra steps
 QUANTITIES = ("correct", "loss", "entropy", "cosine", "l2_ratio")
 
 
@@ -40,7 +39,6 @@ def _norm_step(h, step, alpha):
 
 
 UPDATES = {"scaled": _scaled_step, "norm": _norm_step}
-DEFAULT_UPDATES = ("scaled",)
 
 
 def check_unrollable(chain) -> None:

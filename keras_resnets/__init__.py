@@ -23,11 +23,11 @@ from keras_resnets.chain import Block, ResidualChain
 from keras_resnets.normalization import BatchNormalization
 from keras_resnets.parameters import count_parameters
 from keras_resnets.registry import build, describe, list_models
-from keras_resnets.schedules import StepSchedule
+from keras_resnets.schedules import step_schedule
 from keras_resnets.shared import SharedResidualStack
 from keras_resnets.units import ResidualUnit, UnitParts, ZeroPadShortcut
 
 __all__ = ["build", "describe", "list_models", "BatchNormalization", "Block", "PadCropFlip",
-           "ResidualChain", "ResidualUnit", "SharedResidualStack", "StepSchedule", "UnitParts",
-           "ZeroPadShortcut", "count_parameters", "pyramid_outputs", "standardization_of"]
+           "ResidualChain", "ResidualUnit", "SharedResidualStack", "UnitParts", "ZeroPadShortcut",
+           "count_parameters", "pyramid_outputs", "standardization_of", "step_schedule"]
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import keras
 from keras import ops
 
-from keras_resnets.units import ResidualUnit, apply_layers, upgrade_config
+from keras_resnets.units import ResidualUnit, apply_layers
 
 REMEDY = {"unshared_statistics": True, "unshared_affine": True, "gamma_init": 0.1}
 NAIVE = {"unshared_statistics": False, "unshared_affine": False, "gamma_init": 1.0}
@@ -123,11 +123,6 @@ class SharedResidualStack(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         """The input's shape: a shared stack never changes it."""
         return input_shape
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild a stack, from older ``.keras`` files too (``units.upgrade_config``)."""
-        return super().from_config(upgrade_config(config))
 
     def get_config(self):
         """The ``__init__`` arguments (the BN switches explicit), so ``from_config`` rebuilds

@@ -20,8 +20,8 @@ half a pixel off the shortcut. ``strided_padding="symmetric"`` (the default) pad
 geometry of every model and weights file made before the setting existed. Both give the same
 output size (``ceil(n / stride)``) and the same weights; only strided convolutions with kernels
 larger than 1x1 differ (a 1x1 kernel is never padded, and stride 1 pads symmetrically either
-way). A unit config without ``strided_padding`` (an older ``.keras`` file) means ``"same"``
-(``upgrade_config``).
+way). A unit config without ``strided_padding`` (a ``.keras`` file saved before units recorded
+it) means ``"same"`` (``ResidualUnit.from_config``).
 
 Option A's channel placement (``pad_placement``). The parameter-free shortcut of He et al.
 2015 keeps the input's channels and adds zero channels up to the new width: after them
@@ -30,7 +30,6 @@ evenly before and after (``"centred"``, as akamaster/pytorch_resnet_cifar10 pads
 ``planes // 4`` zeros on both sides).
 """
 
-import re
 from typing import Any, NamedTuple
 
 import keras
@@ -46,7 +45,6 @@ BN_EPSILON = 1e-5
 PROJECTIONS = ("conv", "pad")
 STRIDED_PADDINGS = ("symmetric", "same")
 STRIDED_PADDING = "symmetric"  # new models: the papers' geometry
-LEGACY_STRIDED_PADDING = "same"  # configs and weights made before the setting existed
 PAD_PLACEMENTS = ("identity-first", "centred")
 
 
@@ -150,32 +148,6 @@ def changes_shape(in_filters: int, filters: int, strides: int) -> bool:
     """Whether a unit mapping ``in_filters`` to ``filters`` channels with ``strides`` changes
     the shape: then its shortcut cannot be the identity (a projection or zero-padding)."""
     return strides != 1 or in_filters != filters
-
-
-# "single" now names Jastrzebski et al.'s single-representation network only (j18-single).
-LEGACY_BRANCHES = {"single": "1conv"}
-
-
-def upgrade_config(config: dict) -> dict:
-    """The one place that reads configs of ``.keras`` files saved before units recorded what
-    they are: ``stage`` is read back from the name the builder gave the layer
-    (``stage2_unit1``, ``stage3_shared``; ``None`` for any other name), and the branch
-    ``single`` is renamed ``1conv`` (also in a shared stack's ``unit_options``). ``in_filters``
-    needs no upgrade: a unit built without it records the width of its input. A unit without
-    ``strided_padding`` was built with Keras's ``"same"`` padding (``LEGACY_STRIDED_PADDING``);
-    a shared stack's units never stride, so its ``unit_options`` need none."""
-    config = dict(config)
-    if "strides" in config:  # a unit's config (a stack's has no strides)
-        config.setdefault("strided_padding", LEGACY_STRIDED_PADDING)
-    if "stage" not in config:
-        match = re.fullmatch(r"stage(\d+)_\w+", config.get("name") or "")
-        config["stage"] = int(match.group(1)) if match else None
-    if config.get("unit_options"):
-        config["unit_options"] = dict(config["unit_options"])
-    for options in (config, config.get("unit_options") or {}):
-        if options.get("branch") in LEGACY_BRANCHES:
-            options["branch"] = LEGACY_BRANCHES[options["branch"]]
-    return config
 
 
 def build_layers(sequence, shape):
@@ -407,8 +379,10 @@ class ResidualUnit(layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild a unit, from older ``.keras`` files too (``upgrade_config``)."""
-        return super().from_config(upgrade_config(config))
+        """Rebuild a unit. A config without ``strided_padding`` was saved before units
+        recorded it, from a unit built with Keras's ``"same"`` padding: it loads with that
+        geometry, not the default one, so that its weights compute what they were trained to."""
+        return super().from_config({"strided_padding": "same", **config})
 
     def get_config(self):
         """The ``__init__`` arguments, so ``from_config`` rebuilds the same unit."""

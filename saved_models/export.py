@@ -12,11 +12,12 @@ Its ``serving_default`` signature takes raw ``uint8`` images ``(None, H, W, C)``
 ``images`` and returns the class probabilities (softmax of the zoo model's logits) under
 ``probabilities``. The trainers build the training data's per-channel standardisation (the
 preprocessing of He et al. 2016, Sec. 4, the training recipe) into the model as its
-``standardize`` layer, so the graph only casts the images to float and calls the model. The
-graph needs neither Keras nor ``keras_resnets`` to run. Images of any other shape than the
+``standardize`` layer, so the graph only casts the images to float and calls the model; a model
+without it (``keras_resnets.build`` without ``standardize``) is refused (exit 2). The graph
+needs neither Keras nor ``keras_resnets`` to run. Images of any other shape than the
 model's input are refused (``InvalidArgumentError`` naming the expected shape): the graph would
 otherwise broadcast one channel to three and pool any size, returning confident nonsense.
-``assets.extra/export.json`` records where the model and its statistics came from.
+``assets.extra/export.json`` records where the model came from and its standardisation.
 
 TF Lite and ONNX files are converted from that SavedModel (written to a temporary folder
 first), so they take and return the same: ``uint8`` images under ``images``, ``probabilities``
@@ -40,12 +41,6 @@ back (and says so) before anything else. A TF Lite or ONNX file and its manifest
 written beside their place and renamed into it. Exit codes: 0 exported, 2 bad input (one
 ``error:`` line; ``--format onnx`` without tf2onnx too), 1 the writing or the conversion failed
 (the old version is kept).
-
-Legacy models, saved before the standardisation moved into the model, take standardised
-images: their graph standardises the images first, as exports did then (same predictions), with
-``--mean``/``--std`` or else the ``normalization`` that the trainer of that time wrote in the
-run folder's ``metrics.json``; without either they are refused (exit 2). ``--mean``/``--std``
-are for legacy models only: a model that standardises itself refuses them.
 """
 
 import argparse
@@ -80,8 +75,6 @@ class ExportConfig:
     out: str
     format: str = "saved_model"
     quantize: str = "none"
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
     overwrite: bool = False
 
 
@@ -90,31 +83,8 @@ HELP = {
            "(.tflite, .onnx), its manifest written beside it as FILE.json",
     "format": "saved_model (TF Serving), tflite (TF Lite) or onnx (needs requirements-onnx.txt)",
     "quantize": "tflite only: none (float32) or dynamic (dynamic-range: int8 weights)",
-    "mean": "legacy models only: per-channel mean, 0..255 scale",
-    "std": "legacy models only: per-channel std, 0..255 scale",
     "overwrite": "replace an existing version or file",
 }
-
-
-@dataclass(frozen=True)
-class Standardization:
-    """Per-channel mean and std on the 0..255 scale, where they came from, and whether the
-    model applies them itself (``legacy``: the serving graph must, before the model)."""
-
-    mean: tuple
-    std: tuple
-    source: str
-    legacy: bool = False
-
-    def check(self, channels: int) -> None:
-        """Refuse a standardisation without one positive std and one mean per channel of the
-        model."""
-        if len(self.mean) != channels or len(self.std) != channels:
-            raise ValueError(
-                f"The model takes {channels} channels but the standardisation ({self.source}) "
-                f"has {len(self.mean)} means and {len(self.std)} stds; give one per channel.")
-        if min(self.std) <= 0:
-            raise ValueError(f"Every std must be positive; got {list(self.std)} ({self.source}).")
 
 
 def check_out(out: Path, overwrite: bool) -> None:
@@ -140,8 +110,8 @@ def check_out(out: Path, overwrite: bool) -> None:
                          f"version number.")
 
 
-def locate(source: Path) -> tuple[Path, Path | None]:
-    """The ``.keras`` file to export and its run folder (``None`` for a bare file)."""
+def locate(source: Path) -> Path:
+    """The ``.keras`` file to export: ``source``, or a run folder's ``final.keras``."""
     if not source.exists():
         raise ValueError(f"{source} does not exist; give a run folder (holding final.keras and "
                          f"config.json) or a .keras file.")
@@ -154,8 +124,7 @@ def locate(source: Path) -> tuple[Path, Path | None]:
         model_path = source
     else:
         raise ValueError(f"{source} is not a .keras file or a run folder.")
-    run_dir = model_path.parent
-    return model_path, run_dir if (run_dir / "config.json").is_file() else None
+    return model_path
 
 
 def load_zoo_model(path: Path):
@@ -179,55 +148,22 @@ def load_zoo_model(path: Path):
     return model
 
 
-def choose_standardization(model, model_path: Path, run_dir: Path | None, mean=None,
-                           std=None) -> Standardization:
-    """The model's own standardisation; for a legacy model, the statistics of the flags or its
-    run (``legacy_statistics``)."""
+def model_standardization(model, model_path: Path) -> tuple[tuple, tuple]:
+    """The per-channel mean and std (0..255 scale) of the model's own ``standardize`` layer;
+    a model without one is refused: the exports take raw images, which it would misread."""
     from keras_resnets import standardization_of
 
     own = standardization_of(model)
     if own is None:
-        chosen = legacy_statistics(model_path, run_dir, mean, std)
-        chosen.check(model.input_shape[-1])
-        return chosen
-    if mean is not None:
-        raise ValueError(f"{model_path} standardises its images itself (its standardize layer); "
-                         f"--mean/--std are only for legacy models that do not. Drop them.")
-    return Standardization(*own, source="the model's own standardize layer")
+        raise ValueError(f"{model_path} does not standardise its images (it has no standardize "
+                         f"layer), so it would misread the raw uint8 images an export takes; "
+                         f"train it with trainers.train, or build it with keras_resnets.build("
+                         f"..., standardize=(mean, std)) and load its weights, then export "
+                         f"that.")
+    return own
 
 
-def legacy_statistics(model_path: Path, run_dir: Path | None, mean=None,
-                      std=None) -> Standardization:
-    """The statistics a legacy model (no standardisation inside) was trained with: the flags,
-    else the ``normalization`` its run's trainer wrote in ``metrics.json``."""
-    if mean is not None:
-        return Standardization(tuple(map(float, mean)), tuple(map(float, std)), "--mean/--std",
-                               legacy=True)
-    path = run_dir / "metrics.json" if run_dir is not None else None
-    metrics = json.loads(path.read_text()) if path is not None and path.is_file() else {}
-    stored = metrics.get("normalization", {})
-    if "mean" not in stored or "std" not in stored:
-        where = f"{path} has no \"normalization\"" if path else "it is not in a run folder"
-        raise ValueError(f"{model_path} is a legacy model that takes standardised images (saved "
-                         f"before the standardisation moved into the model), and {where}; pass "
-                         f"its training data's --mean and --std (0..255 scale, per channel).")
-    return Standardization(tuple(stored["mean"]), tuple(stored["std"]),
-                           f"{path} (normalization)", legacy=True)
-
-
-def graph_inputs(standardization: Standardization):
-    """What the serving graph does to the uint8 images before the model: a cast to float32,
-    and for a legacy model the standardisation the model lacks (as its exports always did)."""
-    import tensorflow as tf
-
-    if not standardization.legacy:
-        return lambda images: tf.cast(images, tf.float32)
-    mean = tf.constant(standardization.mean, tf.float32)
-    std = tf.constant(standardization.std, tf.float32)
-    return lambda images: (tf.cast(images, tf.float32) - mean) / std
-
-
-def serving_archive(model, standardization: Standardization, lite_shape_check: bool = False):
+def serving_archive(model, lite_shape_check: bool = False):
     """An ``ExportArchive`` whose ``serving_default`` maps uint8 images to probabilities;
     ``lite_shape_check``: with the shape check that survives the TF Lite conversion
     (``check_shape_in_lite``)."""
@@ -235,7 +171,6 @@ def serving_archive(model, standardization: Standardization, lite_shape_check: b
     import tensorflow as tf
 
     shape = (None, *model.input_shape[1:])
-    prepare = graph_inputs(standardization)
 
     def serve(images):
         # The signature's shape is only advertised: neither a loaded signature nor TF Serving
@@ -243,7 +178,7 @@ def serving_archive(model, standardization: Standardization, lite_shape_check: b
         images = tf.ensure_shape(images, shape)
         if lite_shape_check:
             images = check_shape_in_lite(images)
-        logits = model(prepare(images), training=False)
+        logits = model(tf.cast(images, tf.float32), training=False)
         return {OUTPUT_KEY: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
 
     archive = keras.export.ExportArchive()
@@ -299,15 +234,12 @@ def install(staging: Path, out: Path) -> None:
 
 def recover(out: Path) -> None:
     """Finish a killed ``install``: put the old version back if the new one never arrived, else
-    delete the old one it did not get to delete (a file too: exports before the check for a
-    file at ``out`` set one aside there)."""
+    delete the old one it did not get to delete."""
     backup = backup_of(out)
     if not backup.exists():
         return
-    if out.exists() and backup.is_dir():
+    if out.exists():
         shutil.rmtree(backup)
-    elif out.exists():
-        backup.unlink()
     else:
         backup.rename(out)
         print(f"Restored {out} from {backup}, set aside by an interrupted --overwrite.")
@@ -359,18 +291,16 @@ def sidecar_of(out: Path) -> Path:
     return out.with_name(out.name + ".json")
 
 
-def manifest_of(model, model_path: Path, chosen: Standardization, format: str,
+def manifest_of(model, model_path: Path, standardization: tuple[tuple, tuple], format: str,
                 quantize: str) -> dict:
-    """What an export records: the format and quantisation, where the model and its statistics
-    came from, and what the artifact takes and returns."""
+    """What an export records: the format and quantisation, where the model came from, its
+    standardisation, and what the artifact takes and returns."""
     manifest = {"format": format, "quantization": quantize, "source": str(model_path),
                 "model": model.name, "input_shape": list(model.input_shape[1:]),
                 "num_classes": int(model.output_shape[-1]),
                 "signature": None if format == "onnx" else "serving_default",
                 "input_key": INPUT_KEY, "input_dtype": "uint8", "output_key": OUTPUT_KEY,
-                "mean": list(chosen.mean), "std": list(chosen.std),
-                "standardized_by": "serving graph (legacy model)" if chosen.legacy else "model",
-                "standardization_source": chosen.source}
+                "mean": list(standardization[0]), "std": list(standardization[1])}
     return manifest | ({"onnx_opset": ONNX_OPSET} if format == "onnx" else {})
 
 
@@ -401,13 +331,12 @@ def to_onnx(saved_model: Path, quantize: str) -> bytes:
 CONVERTERS = {"tflite": to_tflite, "onnx": to_onnx}
 
 
-def write_converted(model, chosen: Standardization, manifest: dict, out: Path,
-                    verbose: bool = False) -> None:
+def write_converted(model, manifest: dict, out: Path, verbose: bool = False) -> None:
     """Write the SavedModel to a temporary folder, convert it to ``manifest["format"]`` and put
     the file at ``out``, its manifest beside it (``install_file``)."""
     format, quantize = manifest["format"], manifest["quantization"]
     with tempfile.TemporaryDirectory(prefix="saved_model-") as folder:
-        archive = serving_archive(model, chosen, lite_shape_check=format == "tflite")
+        archive = serving_archive(model, lite_shape_check=format == "tflite")
         archive.write_out(folder, verbose=verbose)
         try:
             content = CONVERTERS[format](Path(folder), quantize)
@@ -434,7 +363,7 @@ def install_file(out: Path, content: bytes, manifest: bytes) -> None:
             path.unlink(missing_ok=True)
 
 
-def export(source, out, mean=None, std=None, overwrite: bool = False, verbose: bool = False,
+def export(source, out, overwrite: bool = False, verbose: bool = False,
            format: str = "saved_model", quantize: str = "none") -> dict:
     """Export ``source`` (run folder or ``.keras`` file) in ``format`` to ``out``.
 
@@ -442,7 +371,8 @@ def export(source, out, mean=None, std=None, overwrite: bool = False, verbose: b
     into place at the end (``install``), so TF Serving, which watches ``NAME/``, never sees a
     half-written version and an old one stays until the new one replaces it. A TF Lite or ONNX
     ``out`` is the file (``write_converted``). Returns the manifest also written to
-    ``out/assets.extra/export.json`` (SavedModel) or ``out.json`` (the files).
+    ``out/assets.extra/export.json`` (SavedModel) or ``out.json`` (the files). A model that
+    does not standardise its images itself is refused (``model_standardization``).
     """
     source, out = Path(source), Path(out)
     check_format(format, quantize)
@@ -451,19 +381,17 @@ def export(source, out, mean=None, std=None, overwrite: bool = False, verbose: b
     else:
         check_file_out(out, format, overwrite)
     check_converter(format)
-    model_path, run_dir = locate(source)
-    if (mean is None) != (std is None):
-        raise ValueError("Give both --mean and --std (one value per channel), or neither.")
+    model_path = locate(source)
     model = load_zoo_model(model_path)
-    chosen = choose_standardization(model, model_path, run_dir, mean, std)
-    manifest = manifest_of(model, model_path, chosen, format, quantize)
+    manifest = manifest_of(model, model_path, model_standardization(model, model_path), format,
+                           quantize)
     if format != "saved_model":
-        write_converted(model, chosen, manifest, out, verbose)
+        write_converted(model, manifest, out, verbose)
         return manifest
 
     staging = out.parent / f".{out.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    serving_archive(model, chosen).write_out(str(staging), verbose=verbose)
+    serving_archive(model).write_out(str(staging), verbose=verbose)
     (staging / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     install(staging, out)
@@ -501,14 +429,13 @@ def _export_command(argv) -> None:
 
 def summary(manifest: dict, out) -> str:
     """Two lines on what was exported: where, in which format, what it takes and returns, and
-    whose standardisation."""
+    the model's standardisation."""
     quantized = ", dynamic-range quantised" if manifest["quantization"] == "dynamic" else ""
     entry = f"signature {manifest['signature']}, " if manifest["signature"] else ""
     return (f"Exported {manifest['model']} to {out} ({manifest['format']}{quantized}): {entry}"
             f"{INPUT_KEY} uint8 {manifest['input_shape']} -> {OUTPUT_KEY} "
-            f"({manifest['num_classes']} classes).\nStandardisation by the "
-            f"{manifest['standardized_by']}: mean {manifest['mean']}, std {manifest['std']} "
-            f"({manifest['standardization_source']}).")
+            f"({manifest['num_classes']} classes).\nStandardisation by the model: mean "
+            f"{manifest['mean']}, std {manifest['std']}.")
 
 
 if __name__ == "__main__":

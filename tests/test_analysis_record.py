@@ -21,14 +21,17 @@ def listed_options(help_text: str) -> set[str]:
             for option in re.findall(r"(?<![\w-])--?[a-z][\w-]*", text)}
 
 
-def test_takes_every_flag_of_the_trainer(capsys):
+def test_takes_every_flag_of_the_trainer_and_record_every(capsys):
+    """The trainer has no --record-every (training alone never measures); this command has
+    the trainer's flags and that one."""
     with pytest.raises(SystemExit):
         record.main(["--help"])
     help_text = capsys.readouterr().out
     assert help_text.startswith("usage: python -m analysis.record ")
     trainer = listed_options(make_parser().format_help())
-    assert {"--record-every", "--model-overrides", "--no-augment", "--init-from"} <= trainer
-    assert listed_options(help_text) == trainer
+    assert {"--model-overrides", "--no-augment", "--init-from"} <= trainer
+    assert "--record-every" not in trainer
+    assert listed_options(help_text) == trainer | {"--record-every"}
 
 
 def test_a_config_that_does_not_record_gets_no_callback(tmp_path):

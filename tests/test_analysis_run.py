@@ -11,10 +11,9 @@ import pytest
 import tensorflow as tf
 
 import keras_resnets
-from analysis.run import main, model_inputs, scaled
-from analysis.unroll import DEFAULT_ALPHAS
+from analysis.run import main, scaled
+from analysis.options import DEFAULT_ALPHAS
 from trainers.config import TrainConfig
-from trainers.data import load_data
 
 pytestmark = pytest.mark.slow  # pytest -m 'not slow' skips this module
 
@@ -32,18 +31,16 @@ def run_dir(tmp_path_factory):
     return folder
 
 
-def test_raw_images_for_a_standardising_model_standardised_ones_for_a_legacy_model(run_dir):
-    """A legacy model (saved before the standardisation moved into the model) is fed what its
-    training pipeline fed it: images standardised with the training split's statistics."""
-    config = TrainConfig.load(run_dir / "config.json")
-    data = load_data(dataclasses.replace(config, augment=False))
-    raw = next(iter(data.test))[0].numpy()
-    model = keras.saving.load_model(run_dir / "final.keras")
-    given = next(iter(model_inputs(data.test, model, data)))[0].numpy()
-    np.testing.assert_array_equal(given, raw)
-    legacy = next(iter(model_inputs(data.test, keras_resnets.build("preact14"), data)))[0]
-    expected = (raw - np.float32(data.mean)) / np.float32(data.std)
-    np.testing.assert_allclose(legacy, expected, rtol=1e-6, atol=1e-6)
+def test_a_run_whose_model_does_not_standardise_is_refused(run_dir, tmp_path, capsys):
+    """The run's pipeline gives raw images; a model without a standardize layer would misread
+    them, so the analysis stops before any measurement and says what to do."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text((run_dir / "config.json").read_text())
+    keras_resnets.build("preact14").save(folder / "final.keras")
+    assert main([str(folder), "--limit", "4", "--out", str(tmp_path / "analysis")]) == 2
+    assert "no standardize layer" in capsys.readouterr().err
+    assert not (tmp_path / "analysis" / "blocks.csv").exists()
 
 
 def test_writes_tables_figures_and_report(run_dir, capsys):

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from trainers.config import REFERENCE_BATCH, RECIPES, TrainConfig
-from trainers.schedule import make_schedule
 
 
 def test_json_round_trip_keeps_every_field(tmp_path):
@@ -33,7 +32,7 @@ def test_he2016_recipe_is_the_papers():
     steps = 50_000 // 128  # CIFAR-10's training set in whole mini-batches
     assert config.schedule_iterations(steps) == 64_000
     assert config.resolved_warmup_iterations(steps) == 400
-    schedule = make_schedule(config, steps)
+    schedule = config.learning_rate_schedule(steps)
     paper = {0: 0.01, 399: 0.01, 400: 0.1, 31_999: 0.1, 32_000: 0.01, 47_999: 0.01,
              48_000: 0.001, 63_999: 0.001}
     assert {step: float(schedule(step)) for step in paper} == pytest.approx(paper)

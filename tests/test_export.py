@@ -1,5 +1,5 @@
 """SavedModel export: TF Serving layout, uint8 in, probabilities out, same predictions as Keras;
-legacy models (no standardisation inside) standardised by the graph, as before."""
+a model that does not standardise its images itself is refused."""
 
 import errno
 import json
@@ -42,9 +42,9 @@ LOAD_AND_PREDICT = textwrap.dedent("""
 """)
 
 
-def trained_like(name, standardize=None):
+def trained_like(name, standardize=(MEAN, STD)):
     """A tiny zoo model whose BN statistics are not the initial ones, so inference mode shows;
-    ``standardize=None``: a legacy model, taking standardised images."""
+    ``standardize=None``: one without the standardisation, taking standardised images."""
     model = keras_resnets.build(name, input_shape=SHAPE, standardize=standardize)
     rng = np.random.default_rng(0)
     for weight in model.non_trainable_weights:  # BN moving mean and variance
@@ -55,12 +55,6 @@ def trained_like(name, standardize=None):
 def keras_probabilities(model, images):
     """Softmax of the model's logits on ``images`` as they are (raw: the model standardises)."""
     return keras.ops.convert_to_numpy(keras.ops.softmax(model(images, training=False)))
-
-
-def legacy_probabilities(model, images, mean, std):
-    """What exports of a legacy model always served: standardised images into the model."""
-    standardised = (images.astype("float32") - np.float32(mean)) / np.float32(std)
-    return keras_probabilities(model, standardised)
 
 
 def run_folder(path, model, metrics):
@@ -74,29 +68,22 @@ def run_folder(path, model, metrics):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Exported: a run folder (preact8 that standardises itself), a bare gated .keras file
-    (standardises itself) and a legacy run folder (preact8 without the standardisation, its
-    statistics in metrics.json's "normalization"); expected probabilities computed with Keras."""
+    """Exported: a run folder (preact8) and a bare gated .keras file, both standardising their
+    images themselves; expected probabilities computed with Keras."""
     root = tmp_path_factory.mktemp("export")
     images = np.random.default_rng(1).integers(0, 256, (8, *SHAPE), dtype=np.uint8)
     np.save(root / "images.npy", images)
     cases = {}
 
-    plain = trained_like("preact8", standardize=(MEAN, STD))
+    plain = trained_like("preact8")
     run = run_folder(root / "runs" / "preact8", plain, {"standardize": {"mean": MEAN, "std": STD}})
     cases["plain"] = (export(run, root / "serving" / "preact8" / "1"),
                       keras_probabilities(plain, images))
 
-    gated = trained_like("resnet8-gate-exclusive", standardize=(MEAN, STD))
+    gated = trained_like("resnet8-gate-exclusive")
     gated.save(root / "gated.keras")
     cases["gated"] = (export(root / "gated.keras", root / "serving" / "gated" / "1"),
                       keras_probabilities(gated, images))
-
-    legacy = trained_like("preact8")
-    run = run_folder(root / "runs" / "legacy", legacy,
-                     {"normalization": {"mean": MEAN, "std": STD}})
-    cases["legacy"] = (export(run, root / "serving" / "legacy" / "1"),
-                       legacy_probabilities(legacy, images, MEAN, STD))
     return root, cases
 
 
@@ -108,19 +95,13 @@ def test_tf_serving_layout_and_manifest(exported):
     assert manifest == cases["plain"][0]
     np.testing.assert_allclose(manifest["mean"], MEAN, rtol=1e-6)
     np.testing.assert_allclose(manifest["std"], STD, rtol=1e-6)
-    assert manifest["standardized_by"] == "model"
-    assert manifest["standardization_source"] == "the model's own standardize layer"
     assert manifest["input_shape"] == list(SHAPE) and manifest["num_classes"] == 10
     assert not list((root / "serving" / "preact8").glob(".*")), "staging folder left behind"
-    legacy = cases["legacy"][0]
-    assert legacy["mean"] == list(MEAN) and legacy["std"] == list(STD)
-    assert legacy["standardized_by"] == "serving graph (legacy model)"
-    assert legacy["standardization_source"].endswith("metrics.json (normalization)")
 
 
 def test_standalone_predictions_match_keras(exported):
     root, cases = exported
-    names = {"plain": "preact8", "gated": "gated", "legacy": "legacy"}
+    names = {"plain": "preact8", "gated": "gated"}
     paths = [str(root / "serving" / name / "1") for name in names.values()]
     completed = subprocess.run(
         [sys.executable, "-c", LOAD_AND_PREDICT, str(root / "images.npy"), *paths],
@@ -165,36 +146,22 @@ def test_a_trained_run_serves_raw_uint8_images_as_its_keras_file(trained_run):
     served = serve(images=tf.constant(raw))["probabilities"].numpy()
     np.testing.assert_allclose(served, keras_probabilities(model, raw), atol=1e-5)
     manifest = json.loads((version / "assets.extra" / "export.json").read_text())
-    assert manifest["standardized_by"] == "model"
     np.testing.assert_allclose(manifest["mean"], data.mean, rtol=1e-6)
 
 
-def test_a_bare_legacy_file_needs_mean_and_std(exported, tmp_path, capsys):
-    """A legacy model outside its run folder: no statistics to find, a clear error; with
-    --mean/--std it exports, standardising in the graph."""
-    root, cases = exported
-    bare = tmp_path / "legacy.keras"
-    shutil.copy(root / "runs" / "legacy" / "final.keras", bare)
-    assert main([str(bare), "--out", str(tmp_path / "m" / "1")]) == 2
+def test_a_model_that_does_not_standardise_its_images_is_refused(tmp_path, capsys):
+    """An export takes raw uint8 images: a model without its standardize layer would misread
+    them, so it is refused (exit 2, one line saying how to get one that standardises), and
+    nothing is written."""
+    unstandardised = tmp_path / "model.keras"
+    trained_like("preact8", standardize=None).save(unstandardised)
+    out = tmp_path / "m" / "1"
+    assert main([str(unstandardised), "--out", str(out)]) == 2
     error = capsys.readouterr().err
-    assert error.startswith(f"error: {bare} is a legacy model that takes standardised images")
-    assert "--mean and --std" in error and error.count("\n") == 1
-    manifest = export(bare, tmp_path / "m" / "1", mean=MEAN, std=STD)
-    assert manifest["standardization_source"] == "--mean/--std"
-    served = tf.saved_model.load(str(tmp_path / "m" / "1")).signatures["serving_default"](
-        images=tf.constant(np.load(root / "images.npy")))["probabilities"].numpy()
-    np.testing.assert_allclose(served, cases["legacy"][1], atol=1e-5)
-
-
-def test_a_legacy_run_without_statistics_is_refused(exported, tmp_path):
-    root, _ = exported
-    run = tmp_path / "run"
-    shutil.copytree(root / "runs" / "legacy", run)
-    (run / "metrics.json").write_text(json.dumps({"test_error": 50.0}))
-    with pytest.raises(ValueError, match='metrics.json has no "normalization"; pass its '
-                                         'training data\'s --mean and --std'):
-        export(run, tmp_path / "m" / "1")
-    assert not (tmp_path / "m" / "1").exists()
+    assert error.startswith(f"error: {unstandardised} does not standardise its images (it has "
+                            f"no standardize layer)")
+    assert "keras_resnets.build(..., standardize=(mean, std))" in error
+    assert error.count("\n") == 1 and not out.parent.exists()
 
 
 def test_existing_version_needs_overwrite(exported):
@@ -207,22 +174,18 @@ def test_existing_version_needs_overwrite(exported):
     assert (out / "saved_model.pb").stat().st_mtime_ns != before
 
 
-@pytest.mark.parametrize("source, out, flags, message", [
-    ("missing", "m/1", {}, "does not exist"),
-    ("runs", "m/1", {}, "has no final.keras"),
-    ("images.npy", "m/1", {}, "not a .keras file"),
-    ("runs/preact8/final.keras", "m/latest", {}, "numeric version"),
-    ("runs/preact8/final.keras", "m/\uff11", {}, "ASCII digits 0-9"),  # full-width 1
-    ("runs/preact8/final.keras", "m/\u0663", {}, "ASCII digits 0-9"),  # Arabic-Indic 3
-    ("runs/legacy/final.keras", "m/1", {"mean": MEAN}, "both --mean and --std"),
-    ("runs/legacy/final.keras", "m/1", {"mean": (1.0,), "std": (1.0,)}, "3 channels"),
-    ("runs/legacy/final.keras", "m/1", {"mean": MEAN, "std": (1.0, 0.0, 1.0)}, "positive"),
-    ("runs/preact8", "m/1", {"mean": MEAN, "std": STD}, "standardises its images itself"),
+@pytest.mark.parametrize("source, out, message", [
+    ("missing", "m/1", "does not exist"),
+    ("runs", "m/1", "has no final.keras"),
+    ("images.npy", "m/1", "not a .keras file"),
+    ("runs/preact8/final.keras", "m/latest", "numeric version"),
+    ("runs/preact8/final.keras", "m/\uff11", "ASCII digits 0-9"),  # full-width 1
+    ("runs/preact8/final.keras", "m/\u0663", "ASCII digits 0-9"),  # Arabic-Indic 3
 ])
-def test_bad_input_is_refused(exported, tmp_path, source, out, flags, message):
+def test_bad_input_is_refused(exported, tmp_path, source, out, message):
     root, _ = exported
     with pytest.raises(ValueError, match=message):
-        export(root / source, tmp_path / out, **flags)
+        export(root / source, tmp_path / out)
     assert not (tmp_path / out).exists()
 
 
@@ -362,14 +325,3 @@ def test_a_file_where_a_version_folder_belongs_is_refused(exported, tmp_path, ca
                     f"choose another --out.\n"
     assert blocker.read_text() == "not a model"
     assert [p.name for p in blocker.parent.iterdir()] == [blocker.name]
-
-
-def test_an_old_version_file_left_aside_is_cleaned_up(old_version, capsys):
-    """A file at ``.old-1`` beside a complete version 1 (what exporting onto a file used to
-    leave) is deleted by the next export, which succeeds."""
-    root, out, _ = old_version
-    (out.parent / ".old-1").write_text("a file once at version 1")
-    assert main([str(root / "gated.keras"), "--out", str(out), "--overwrite"]) == 0, \
-        capsys.readouterr().err
-    assert served_model(out) == str(root / "gated.keras")
-    assert sorted(p.name for p in out.parent.iterdir()) == ["1"]

@@ -116,7 +116,9 @@ def test_tflite_manifest_records_format_source_and_quantisation(pretrained, floa
         manifest = manifests[name]
         assert manifest["format"] == "tflite" and manifest["quantization"] == quantization
         assert manifest["source"] == str(root / "preact20.keras")
-        assert manifest["input_shape"] == list(SHAPE) and manifest["standardized_by"] == "model"
+        assert manifest["input_shape"] == list(SHAPE)
+        assert manifest["mean"] == pytest.approx(list(keras_resnets.standardization_of(
+            keras.saving.load_model(root / "preact20.keras"))[0]))
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
         [out.name, out.name + ".json", dynamic_tflite.name, dynamic_tflite.name + ".json"]), \
         "a staged .partial file left behind"
@@ -240,16 +242,10 @@ def test_bad_file_exports_are_refused_before_any_work(tmp_path, out, flags, mess
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_a_legacy_model_in_tflite_is_standardised_by_the_graph(tmp_path):
-    """A legacy model (no standardize layer) gets --mean/--std applied by the converted graph,
-    as by its SavedModel: the same probabilities as Keras on standardised images."""
-    mean, std = (120.0, 110.0, 100.0), (60.0, 50.0, 70.0)
-    model = keras_resnets.build("preact8", input_shape=(16, 16, 3))
-    model.save(tmp_path / "legacy.keras")
-    out = tmp_path / "legacy.tflite"
-    manifest = export(tmp_path / "legacy.keras", out, mean=mean, std=std, format="tflite")
-    assert manifest["standardized_by"] == "serving graph (legacy model)"
-    images = np.random.default_rng(3).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
-    standardised = (images.astype("float32") - np.float32(mean)) / np.float32(std)
-    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(standardised, training=False)))
-    np.testing.assert_allclose(tflite_probabilities(out, images), expected, atol=FLOAT_ATOL)
+def test_a_model_that_does_not_standardise_its_images_is_refused_before_converting(tmp_path):
+    """The TF Lite file takes raw uint8 images: a model without its standardize layer is
+    refused, and nothing is written."""
+    keras_resnets.build("preact8", input_shape=(16, 16, 3)).save(tmp_path / "model.keras")
+    with pytest.raises(ValueError, match="does not standardise its images"):
+        export(tmp_path / "model.keras", tmp_path / "model.tflite", format="tflite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]

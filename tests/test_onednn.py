@@ -30,7 +30,8 @@ x86_only = pytest.mark.skipif(platform.machine().lower() not in onednn.X86,
 
 
 @x86_only
-@pytest.mark.parametrize("package", ["trainers.train", "analysis", "saved_models.export",
+@pytest.mark.parametrize("package", ["trainers.train", "trainers.array_fit", "analysis",
+                                     "analysis.run", "analysis.record", "saved_models.export",
                                      "experiments.ablate", "experiments.tune"])
 def test_entry_points_load_tensorflow_with_onednn(package):
     assert onednn_on_after_importing(package)

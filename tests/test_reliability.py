@@ -216,24 +216,21 @@ def test_a_finished_run_refuses_another_config_and_accepts_a_trailing_slash(
     assert metrics == json.loads((out / "metrics.json").read_text())
 
 @pytest.mark.slow
-def test_final_keras_loads_with_only_keras_resnets_imported(reference):
-    script = ("import keras, keras_resnets, sys; "
+def test_final_keras_loads_its_optimizer_and_schedule_with_only_keras_resnets_imported(reference):
+    """A fresh interpreter with the zoo's layers and no custom objects restores the optimizer
+    with the run's step schedule, a Keras ``PiecewiseConstantDecay``."""
+    script = ("import json, keras, keras_resnets, sys; "
               "m = keras.saving.load_model(sys.argv[1]); "
-              "print(m.optimizer.get_config()['learning_rate']['class_name'])")
+              "s = m.optimizer.get_config()['learning_rate']; "
+              "print(json.dumps([s['class_name'], s['config']['boundaries'], "
+              "s['config']['values']]))")
     result = subprocess.run([sys.executable, "-c", script, str(reference[0] / "final.keras")],
                             cwd=REPO, env=ENV, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "StepSchedule"
-
-
-def test_a_backup_from_an_older_version_is_refused_with_advice(tmp_path):
-    config = small(tmp_path / "run", epochs=1)
-    backup = Path(config.out) / "backup"
-    backup.mkdir(parents=True)
-    config.save(Path(config.out) / "config.json")  # an older version's run has its config too
-    (backup / "training_metadata.json").write_text("")
-    with pytest.raises(ValueError, match="older format.*delete .*run to train the run again"):
-        train_lib.train(config)
+    name, boundaries, values = json.loads(result.stdout.strip().splitlines()[-1])
+    schedule = TrainConfig.load(reference[0] / "config.json").learning_rate_schedule(128 // 32)
+    assert name == "PiecewiseConstantDecay"
+    assert (boundaries, values) == (schedule.boundaries, schedule.values)
 
 
 def test_a_missing_test_batch_is_not_reported_as_no_data(tmp_path):

@@ -1,8 +1,5 @@
 """Layers and models round-trip: get_config, .keras files and TF SavedModel exports."""
 
-import json
-import zipfile
-
 import keras
 import numpy as np
 import pytest
@@ -10,7 +7,6 @@ import tensorflow as tf
 
 import keras_resnets
 from keras_resnets import ResidualUnit, SharedResidualStack, ZeroPadShortcut
-from keras_resnets.units import upgrade_config
 
 IMAGES = np.random.default_rng(2).normal(size=(2, 8, 8, 3)).astype("float32")
 FAMILIES = {  # one model per unit family, each with its own structural feature
@@ -49,74 +45,6 @@ def test_keras_file_round_trip(model, tmp_path):
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded(IMAGES), model(IMAGES), atol=1e-5)
     assert keras_resnets.count_parameters(loaded) == keras_resnets.count_parameters(model)
-
-def rewrite_keras_config(path, out, edit):
-    """A copy of the ``.keras`` file ``path`` at ``out`` whose ``config.json`` went through
-    ``edit(node)`` at every dict of it (parents first), as an older version of the code saved
-    it; the weights are unchanged. Returns ``out``."""
-    def walk(node):
-        if isinstance(node, dict):
-            edit(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename == "config.json":
-                config = json.loads(data)
-                walk(config)
-                data = json.dumps(config).encode()
-            target.writestr(item, data)
-    return out
-
-
-def legacy_copy(path, out):
-    """``path`` (a ``.keras`` file) as an older version of the code saved it: units and shared
-    stacks without ``stage`` and ``in_filters``, the one-conv branch called ``single``."""
-    def strip(node):
-        if node.get("class_name") in ("ResidualUnit", "SharedResidualStack"):
-            config = node["config"]
-            for key in ("stage", "in_filters"):
-                config.pop(key, None)
-            for options in (config, config.get("unit_options") or {}):
-                if options.get("branch") == "1conv":
-                    options["branch"] = "single"
-
-    rewrite_keras_config(path, out, strip)
-    with zipfile.ZipFile(out) as written:
-        assert b"in_filters" not in written.read("config.json")
-    return out
-
-
-def recorded(model) -> list:
-    """What each block of a model says it is, as the analysis reads it."""
-    return [(b.stage, b.index_in_stage, b.unit.in_filters, b.unit.changes_shape, b.unit.branch)
-            for b in keras_resnets.ResidualChain(model).blocks]
-
-
-def test_files_saved_before_units_recorded_their_stage_still_load(model, tmp_path):
-    """Old ``.keras`` files (no ``stage``/``in_filters``, branch ``single``) load with the same
-    outputs and the same stages, widths and shape changes as the model that wrote them."""
-    model.save(tmp_path / "model.keras")
-    old = keras.models.load_model(legacy_copy(tmp_path / "model.keras", tmp_path / "old.keras"))
-    np.testing.assert_allclose(old(IMAGES), model(IMAGES), atol=1e-5)
-    assert recorded(old) == recorded(model)
-    assert None not in [stage for stage, *_ in recorded(old)]
-
-
-def test_upgrade_config_is_the_one_place_old_configs_are_read():
-    unit = {"name": "stage2_unit1", "filters": 32, "branch": "single"}
-    stack = {"name": "stage3_shared", "unit_options": {"branch": "single"}}
-    assert upgrade_config(unit) == {**unit, "stage": 2, "branch": "1conv"}
-    assert upgrade_config(stack) == {**stack, "stage": 3, "unit_options": {"branch": "1conv"}}
-    assert stack["unit_options"] == {"branch": "single"}  # the caller's config is left alone
-    assert upgrade_config({"name": "my_unit"})["stage"] is None
-    assert upgrade_config({"name": "stage2_unit1", "stage": None})["stage"] is None  # new file
-
 
 @pytest.mark.slow
 def test_savedmodel_round_trip(model, tmp_path):

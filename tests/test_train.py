@@ -21,7 +21,6 @@ from trainers import data as data_lib
 from trainers import train as train_lib
 from trainers.callbacks import HISTORY_COLUMNS, EpochHistory
 from trainers.config import TrainConfig
-from keras_resnets.schedules import StepSchedule
 
 RUN_FILES = ("config.json", "history.csv", "final.keras", "metrics.json")
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +169,7 @@ def test_cli_exits_1_on_divergence(monkeypatch, capsys):
     (["--strategy", "multiworker"], "TF_CONFIG"),
     (["--batch-size", "512", "--train-size", "256"], "fewer than one batch of 512"),
     (["--lr-drops", "0.8", "0.4"], "increasing fractions"),
-    (["--record-every", "1"], "run python -m analysis.record with the same flags"),
+    (["--record-every", "1"], "unrecognized arguments: --record-every 1"),
 ])
 def test_bad_arguments_exit_2_before_training(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.setattr(data_lib, "network_available", lambda timeout=3.0: False)
@@ -182,6 +181,14 @@ def test_bad_arguments_exit_2_before_training(tmp_path, capsys, monkeypatch, arg
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (out / "history.csv").exists()
+
+
+def test_a_config_that_records_needs_a_recorder(tmp_path):
+    """Only analysis measures during training: without its recorder, train refuses a config
+    with record_every > 0 (rather than skip the measurements) before writing anything."""
+    with pytest.raises(ValueError, match="record_every=2: .* give train\\(config, recorder="):
+        train_lib.train(small(tmp_path / "run", record_every=2))
+    assert not (tmp_path / "run").exists()
 
 @pytest.mark.slow
 def test_validation_every_n_epochs_and_always_the_last():
@@ -270,7 +277,7 @@ def test_history_rows_from_a_repeated_epoch_replace_the_old_ones(tmp_path):
 
 def schedule(**settings):
     config = TrainConfig(**{"model": "preact110", "epochs": 10, **settings})
-    return train_lib.make_schedule(config, steps_per_epoch=100)  # 1000 iterations
+    return config.learning_rate_schedule(steps_per_epoch=100)  # 1000 iterations
 
 
 def rates(schedule_, steps):
@@ -288,7 +295,7 @@ def test_schedule_warms_up_then_drops_at_half_and_three_quarters():
 @pytest.mark.parametrize("model", ["preact20", "resnet56", "preact110"])
 def test_every_depth_warms_up_for_400_of_64k_iterations_scaled_with_the_recipe(model):
     """He et al. 2016, appendix: 400 iterations at 0.01 "for all CIFAR experiments"."""
-    paper = train_lib.make_schedule(TrainConfig(model=model), steps_per_epoch=390)
+    paper = TrainConfig(model=model).learning_rate_schedule(steps_per_epoch=390)
     assert rates(paper, [0, 399, 400]) == pytest.approx([0.01, 0.01, 0.1])
     shortened = schedule(model=model, epochs=16)  # 1,600 of 64k iterations: warm-up 10
     assert rates(shortened, [9, 10]) == pytest.approx([0.01, 0.1])
@@ -297,7 +304,7 @@ def test_every_depth_warms_up_for_400_of_64k_iterations_scaled_with_the_recipe(m
 def test_schedule_keeps_its_fractions_at_any_length_and_scales_with_batch():
     longer = schedule(epochs=20)
     assert rates(longer, [999, 1000, 1499, 1500]) == pytest.approx([0.1, 0.01, 0.01, 0.001])
-    paper = train_lib.make_schedule(TrainConfig(model="preact20"), steps_per_epoch=390)
+    paper = TrainConfig(model="preact20").learning_rate_schedule(steps_per_epoch=390)
     assert rates(paper, [31_999, 32_000, 48_000]) == pytest.approx([0.1, 0.01, 0.001])
     doubled = schedule(batch_size=256)
     assert rates(doubled, [0, 400, 500]) == pytest.approx([0.02, 0.2, 0.02])
@@ -305,13 +312,14 @@ def test_schedule_keeps_its_fractions_at_any_length_and_scales_with_batch():
 
 def test_schedule_round_trips_through_its_config():
     lr = schedule()
-    again = StepSchedule.from_config(lr.get_config())
-    assert rates(again, [0, 450, 600, 900]) == rates(lr, [0, 450, 600, 900])
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(lr))
-    assert isinstance(restored, StepSchedule)
+    assert isinstance(restored, keras.optimizers.schedules.PiecewiseConstantDecay)
+    assert rates(restored, [0, 450, 600, 900]) == rates(lr, [0, 450, 600, 900])
 
 
-def test_every_config_field_is_a_flag():
+def test_every_config_field_but_record_every_is_a_flag():
+    """record_every is analysis.record's flag (tests/test_analysis_record.py): training alone
+    never measures."""
     config = train_lib.config_from_args([
         "--model", "preact110-gate-exclusive", "--dataset", "cifar100", "--epochs", "7",
         "--batch-size", "64", "--learning-rate", "0.05", "--weight-decay", "5e-4",
@@ -327,7 +335,7 @@ def test_every_config_field_is_a_flag():
         test_size=100, data_dir="/data", out="runs/preact110-gate-exclusive-cifar100")
     flags = train_lib.make_parser().format_help()
     for field in TrainConfig.__dataclass_fields__:
-        assert "--" + field.replace("_", "-") in flags
+        assert ("--" + field.replace("_", "-") in flags) is (field != "record_every")
     assert train_lib.config_from_args([]) == TrainConfig(out="runs/preact20-cifar10")
     assert math.isclose(train_lib.config_from_args([]).learning_rate, 0.1)
 

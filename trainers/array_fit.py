@@ -3,7 +3,7 @@
     KERAS_BACKEND=jax python -m trainers.array_fit --model preact20 --data-dir ~/data --out DIR
 
 For accelerators without TensorFlow (the GPU machine lent to this project has JAX, not
-TensorFlow). Same recipe as ``trainers.train`` (``TrainConfig``'s ``he2016``, ``StepSchedule``),
+TensorFlow). Same recipe as ``trainers.train`` (``TrainConfig``'s ``he2016`` and its schedule),
 with the standardisation inside the model (it takes raw 0..255 images) and the augmentation as
 a batched layer on the accelerator (``keras_resnets.augment.PadCropFlip``, padding with the
 training mean colour as ``trainers.data`` does). No tf.distribute.
@@ -17,6 +17,9 @@ the number of epochs that fits a wall-clock budget from a timed run of the same 
 from accuracy), and shortens the recipe keeping its shape. ``--mixed-precision`` computes in
 bfloat16. Writes ``config.json``, ``history.csv``, ``metrics.json`` and ``{model}.weights.h5``
 into ``--out`` when the run finishes, and removes ``resume/``.
+
+The command line is parsed before Keras loads (``--help`` and bad flags answer at once): this
+module imports Keras, the zoo and pandas in the functions that train.
 """
 
 import argparse
@@ -27,16 +30,11 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
-import pandas as pd
 
-import keras_resnets
-from keras_resnets.augment import PadCropFlip
 from trainers import array_state, cli
 from trainers.cifar_files import CIFAR_FILES, find_cifar_files, read_arrays
 from trainers.config import TrainConfig
-from trainers.schedule import make_schedule
 
 RECIPE_EPOCHS = 164  # 64k iterations of 390 steps, He et al. 2016
 CALIBRATION_STEPS = 40
@@ -89,6 +87,11 @@ def build_for_training(config: TrainConfig, data: dict, steps_per_epoch: int):
     The augmentation pads with the training mean (``data["mean"]``) and, like the model's
     standardisation and logits, computes in float32 under mixed precision: it only moves
     pixels, and bfloat16 would round the mean colour."""
+    import keras
+
+    import keras_resnets
+    from keras_resnets.augment import PadCropFlip
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(dtype_policy(config))
     try:
@@ -104,7 +107,7 @@ def build_for_training(config: TrainConfig, data: dict, steps_per_epoch: int):
     augmented = PadCropFlip(seed=config.seed, fill=data["mean"], dtype="float32",
                             name="augment")(images) if config.augment else images
     trainer = keras.Model(images, net(augmented), name=f"{net.name}_training")
-    trainer.compile(optimizer=keras.optimizers.SGD(make_schedule(config, steps_per_epoch),
+    trainer.compile(optimizer=keras.optimizers.SGD(config.learning_rate_schedule(steps_per_epoch),
                                                    momentum=config.momentum),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -145,6 +148,8 @@ def train_arrays(config: TrainConfig, data: dict, stop_after: float | None = Non
     at least one whole epoch, then starts another only if it should end within ``stop_after``
     seconds of the call (judged by the last epoch's time), and the state of the last whole
     epoch is left to continue from. A stop never falls inside an epoch."""
+    import keras
+
     called = time.perf_counter()
     out = Path(config.out)
     check_resumable(out, config)
@@ -201,6 +206,11 @@ def train_epoch(trainer, config: TrainConfig, data: dict, progress: dict) -> Non
 def finish(config: TrainConfig, data: dict, net, trainer, progress: dict) -> dict:
     """Write the finished run's weights, ``history.csv`` and ``metrics.json`` and remove its
     resume state; returns the metrics."""
+    import keras
+    import pandas as pd
+
+    import keras_resnets
+
     out = Path(config.out)
     loss, accuracy = trainer.evaluate(*data["test"], batch_size=500, verbose=0)
     net.save_weights(out / f"{config.model}.weights.h5")

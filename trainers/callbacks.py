@@ -232,10 +232,6 @@ def backup_state(folder: Path) -> tuple[int, Path] | None:
     without a backup). A ``ValueError`` says what is wrong with a backup that cannot be read."""
     state_path = folder / BACKUP_STATE
     if not state_path.is_file():
-        if any(folder.glob("*.json")):
-            raise ValueError(f"{folder} is a backup in an older format this version cannot "
-                             f"resume; delete {folder.parent} to train the run again from "
-                             f"epoch 1.")
         return None
     try:
         state = json.loads(state_path.read_text())

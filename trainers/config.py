@@ -6,13 +6,14 @@ iterations, every depth), divided by 10 at 50% and 75% of training, 64k iteratio
 ``jastrzebski2018-*`` recipes are Jastrzebski et al. 2018's, one per network (see
 ``jastrzebski2018``). Every field stays overridable; ``epochs`` shortens a recipe without
 changing its shape (the drops and the warm-up stay at the same fractions of training).
+
+Plain data: this module imports no Keras, so a command line is parsed before TensorFlow loads.
 """
 
 import math
 import os
 from dataclasses import dataclass, field
 
-from keras_resnets.units import LEGACY_STRIDED_PADDING, STRIDED_PADDING
 from trainers.jsonconfig import JsonConfig
 
 REFERENCE_BATCH = 128  # The papers' mini-batch; the learning rate scales linearly from it.
@@ -61,6 +62,11 @@ LOCATION_FIELDS = ("out", "data_dir")
 # What a run measures along the way, not what it trains: the weights are the same whatever
 # the test set's evaluation schedule (evaluation changes no state and draws no random numbers).
 OBSERVATION_FIELDS = ("validation_every",)
+# The geometry of strided convolutions (``keras_resnets.units``) that every run records in its
+# model_overrides: the papers' symmetric padding; a run config without it trained with Keras's
+# "same" padding.
+STRIDED_PADDING = "symmetric"
+UNRECORDED_STRIDED_PADDING = "same"
 
 
 @dataclass
@@ -123,7 +129,7 @@ class TrainConfig(JsonConfig):
             raise ValueError(f"model_overrides must be a JSON object such as "
                              f"'{{\"gate_bias\": -7}}'; got {self.model_overrides!r}.")
         # Every run records the geometry of its strided convs (keras_resnets.units); a config
-        # written before it did trained with the legacy one (from_json).
+        # written before it did reads back with Keras's "same" padding (upgrade).
         self.model_overrides = {"strided_padding": STRIDED_PADDING, **self.model_overrides}
         problems = [f"{name} must be {rule} (got {value!r})"
                     for name, value, rule, valid in self._rules() if not valid(value)]
@@ -186,7 +192,7 @@ class TrainConfig(JsonConfig):
         recorded it and trained with Keras's ``"same"`` padding: it reads back with
         ``strided_padding="same"``."""
         if isinstance(data.get("model_overrides"), dict):
-            data = {**data, "model_overrides": {"strided_padding": LEGACY_STRIDED_PADDING,
+            data = {**data, "model_overrides": {"strided_padding": UNRECORDED_STRIDED_PADDING,
                                                 **data["model_overrides"]}}
         return data
 
@@ -224,6 +230,17 @@ class TrainConfig(JsonConfig):
         if self.epochs is not None:
             return self.epochs
         return -(-self.iterations // steps_per_epoch)
+
+    def learning_rate_schedule(self, steps_per_epoch: int):
+        """The recipe's step schedule (``keras_resnets.schedules.step_schedule``, a Keras
+        ``PiecewiseConstantDecay``), rates scaled linearly by ``batch_size / 128``
+        (``lr_multipliers`` are multiples of the scaled rate, so they scale with it)."""
+        from keras_resnets.schedules import step_schedule  # Keras loads with a run, not a config
+
+        return step_schedule(self.scaled_learning_rate, self.schedule_iterations(steps_per_epoch),
+                             self.lr_drops, self.lr_drop_factor,
+                             self.resolved_warmup_iterations(steps_per_epoch),
+                             self.scaled_warmup_learning_rate, self.lr_multipliers)
 
     def schedule_iterations(self, steps_per_epoch: int) -> int:
         """The iteration count the learning-rate drops are fractions of: ``iterations`` for the

@@ -10,9 +10,14 @@ flags into a ``TrainConfig``.
 
 Training imports nothing above it (``tests/test_layering.py``): a run whose config has
 ``record_every > 0`` needs a ``recorder``, the callbacks that measure during training, which
-``analysis`` provides (``python -m analysis.record``, the same flags); without one, ``train``
-refuses it rather than skip the measurements.
+``analysis`` provides (``python -m analysis.record``: these flags and ``--record-every``);
+without one, ``train`` refuses it rather than skip the measurements.
+
+The command line is parsed before Keras and TensorFlow load (``--help`` and bad flags answer at
+once): this module imports them in the functions that train.
 """
+
+from __future__ import annotations
 
 import argparse
 import contextlib
@@ -22,20 +27,14 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
-import keras_resnets
-from trainers import compat
-from keras_resnets.registry import resolve
-from trainers import callbacks as run_callbacks
-from trainers import cli
-from trainers import locks
-from trainers import data as data_lib
+from trainers import cli, compat, locks
 from trainers.config import RECIPES, TrainConfig
 from trainers.files import check_writable_folder
-from trainers.fused import fused_batchnorm
-from trainers.schedule import make_schedule
-from trainers.strategy import check_batch_size, check_jit_compile, is_chief, make_strategy
+
+if TYPE_CHECKING:
+    from trainers.data import Data, Source
 
 FLAG_HELP = {
     "model": "zoo model name, e.g. preact110, resnet164, resnet110-gate-exclusive "
@@ -67,8 +66,7 @@ FLAG_HELP = {
     "checkpoint_every": "epochs between checkpoints/epoch-NNNN.weights.h5",
     "validation_every": "epochs between test-set evaluations in history.csv (the last always; "
                         "fewer saves time and trains the same weights)",
-    "record_every": "epochs between iterative-inference measurements (0: never; only python -m "
-                    "analysis.record measures, this command refuses N > 0)",
+    "record_every": "epochs between iterative-inference measurements (0: never)",
     "sync_batchnorm": "BatchNorm statistics over the global batch rather than per replica",
     "init_from": "start this new run from a checkpoint's weights (RUN/checkpoints/"
                  "epoch-NNNN.weights.h5 or a final.keras), e.g. to continue a diverged run's "
@@ -89,20 +87,24 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
     """SGD with momentum on the step schedule, cross-entropy on logits, accuracy. Weight decay
     is not in the optimizer: it is the L2 penalty the zoo puts on every kernel (the papers'
     SGD weight decay), so the reported loss includes it."""
+    import keras
+
     model.compile(
-        optimizer=keras.optimizers.SGD(make_schedule(config, steps_per_epoch),
+        optimizer=keras.optimizers.SGD(config.learning_rate_schedule(steps_per_epoch),
                                        momentum=config.momentum),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
 
 
-def build_model(config: TrainConfig, data: data_lib.Data, replicas: int = 1):
+def build_model(config: TrainConfig, data: Data, replicas: int = 1):
     """The zoo model for the dataset's classes and image shape, with the recipe's weight decay,
     starting with the training split's standardisation: it takes the pipeline's raw images, and
     so do ``final.keras`` and its SavedModel. Under mixed precision the logits layer computes
     in float32 (a stable softmax). With ``sync_batchnorm`` and several replicas every BN layer
     computes its statistics over the global batch."""
+    import keras_resnets
+
     model = keras_resnets.build(config.model, num_classes=data.num_classes,
                                 input_shape=data.input_shape, weight_decay=config.weight_decay,
                                 standardize=(data.mean, data.std),
@@ -117,6 +119,9 @@ def make_callbacks(config: TrainConfig, run_dir, steps_per_epoch, extra=()) -> l
     """Divergence guard, ``history.csv``, checkpoints, ``extra``, the backup that marks an
     epoch as done, then TensorBoard scalars (the order is explained in ``trainers.callbacks``).
     ``run_dir`` is where this process writes; the backup is always in ``config.out``."""
+    from trainers import callbacks as run_callbacks
+    from trainers.strategy import is_chief
+
     run_dir = Path(run_dir)
     writer = config.strategy != "multiworker" or is_chief()
     return [
@@ -134,12 +139,15 @@ def backup_dir(config: TrainConfig) -> Path:
     return Path(config.out) / "backup"
 
 
-def fit(model, config: TrainConfig, data: data_lib.Data, callbacks: list, epochs: int,
+def fit(model, config: TrainConfig, data: Data, callbacks: list, epochs: int,
         initial_epoch: int = 0, **fit_options):
     """``model.fit`` to ``epochs`` from the last finished epoch of the run's backup (else from
     ``initial_epoch``), on the batches an uninterrupted run sees from there (``Data.epochs``).
     ``fit_options`` go to ``model.fit`` (``verbose``). Returns the ``History`` (``None`` when
     every epoch was already done)."""
+    from trainers import callbacks as run_callbacks
+    from trainers.fused import fused_batchnorm
+
     with model.distribute_strategy.scope():  # optimizer variables a restore creates
         first = run_callbacks.restore_backup(model, backup_dir(config)) or initial_epoch
     if first >= epochs:  # killed after the last epoch's backup, before finishing
@@ -157,8 +165,11 @@ def validation_epochs(epochs: int, every: int) -> list[int]:
     return [epoch for epoch in range(1, epochs + 1) if epoch % every == 0 or epoch == epochs]
 
 
-def check_config(config: TrainConfig) -> data_lib.Source:
+def check_config(config: TrainConfig) -> Source:
     """Every check that needs no TensorFlow work: model name and overrides, dataset, data."""
+    from keras_resnets.registry import resolve
+    from trainers import data as data_lib
+
     reserved = sorted(set(config.model_overrides) & set(RESERVED_OVERRIDES))
     if reserved:
         raise ValueError(f"--model-overrides may not set {', '.join(reserved)}: it comes from "
@@ -175,6 +186,8 @@ def load_initial_weights(model, path: str | None) -> None:
     """``--init-from``: the layer weights of a checkpoint or ``.keras`` file of the same model
     (the optimizer is not compiled yet, so its saved state is not taken). Weights of another
     model are refused in one line: the file and its first mismatch."""
+    import keras
+
     if not path:
         return
     try:
@@ -215,6 +228,12 @@ def train(config: TrainConfig, callbacks=(), recorder=None) -> dict:
     One process writes a run folder: the writer holds ``OUT/.lock`` from before
     ``config.json`` is written to the end (under multi-worker training, the chief).
     """
+    import keras
+
+    from trainers import callbacks as run_callbacks
+    from trainers import data as data_lib
+    from trainers.strategy import check_batch_size, check_jit_compile, is_chief, make_strategy
+
     check_recorder(config, recorder)
     run_dir = Path(config.out)
     writer = config.strategy != "multiworker" or is_chief()
@@ -252,11 +271,13 @@ RUN_FILES = ("history.csv", "backup", "checkpoints", "tensorboard", "final.keras
              "metrics.json")  # what a run writes after its config.json
 
 
-def _fit_and_finish(model, config: TrainConfig, data: data_lib.Data, strategy, callbacks,
+def _fit_and_finish(model, config: TrainConfig, data: Data, strategy, callbacks,
                     recorder, write_dir: Path) -> dict:
     """Save the config, train to the end from the last finished epoch, then ``finish``: the
     part of ``train`` that writes, into ``write_dir`` (the run folder, or a multi-worker
     non-chief's scratch folder)."""
+    from trainers import callbacks as run_callbacks
+
     write_dir.mkdir(parents=True, exist_ok=True)
     run_callbacks.write_file_atomically(write_dir / "config.json",
                                         (config.to_json() + "\n").encode())
@@ -276,7 +297,7 @@ def _finished_run(config: TrainConfig, run_dir: Path, writer: bool) -> dict | No
     finished. The ``writer`` refuses (``ValueError``) a folder holding another config's run,
     or run files without the ``config.json`` that says whose they are."""
     if writer:
-        _check_same_run(config, run_dir)
+        check_same_run(config, run_dir)
     if not (run_dir / "metrics.json").exists():
         return None
     print(f"{run_dir} is a finished run (metrics.json exists); nothing to train."
@@ -284,7 +305,7 @@ def _finished_run(config: TrainConfig, run_dir: Path, writer: bool) -> dict | No
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def _check_same_run(config: TrainConfig, run_dir: Path) -> None:
+def check_same_run(config: TrainConfig, run_dir: Path) -> None:
     """Refuse to resume or report a run folder that holds another run (finished or not), or
     whose run files have lost their ``config.json``."""
     saved = run_dir / "config.json"
@@ -306,6 +327,8 @@ def _check_same_run(config: TrainConfig, run_dir: Path) -> None:
 @contextlib.contextmanager
 def _precision(mixed: bool):
     """The global dtype policy for building the model: mixed_float16 or float32, restored."""
+    import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
     try:
@@ -317,10 +340,10 @@ def _precision(mixed: bool):
 def check_recorder(config: TrainConfig, recorder) -> None:
     """Refuse ``record_every > 0`` without a recorder: the run would miss its measurements."""
     if config.record_every > 0 and recorder is None:
-        raise ValueError(f"--record-every {config.record_every}: measuring during training is "
-                         f"the analysis package's; run python -m analysis.record with the same "
-                         f"flags (library: train(config, recorder=analysis.callback."
-                         f"recording_callbacks)).")
+        raise ValueError(f"record_every={config.record_every}: measuring during training is "
+                         f"the analysis package's; give train(config, recorder=analysis."
+                         f"callback.recording_callbacks), or run python -m analysis.record "
+                         f"--record-every {config.record_every} with the same flags.")
 
 
 def _diverged_message(where, run_dir: Path) -> str:
@@ -332,8 +355,12 @@ def _diverged_message(where, run_dir: Path) -> str:
             f"stopped, {kept}. Try a lower --learning-rate or --warmup-iterations 400.")
 
 
-def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, replicas: int) -> dict:
+def finish(model, config: TrainConfig, data: Data, run_dir: Path, replicas: int) -> dict:
     """Evaluate on the test split, save ``final.keras`` and ``metrics.json``, drop the backup."""
+    import keras_resnets
+
+    from trainers import callbacks as run_callbacks
+
     scores = model.evaluate(data.test, return_dict=True, verbose=0)
     history = run_callbacks.read_history(run_dir / "history.csv")
     later = history["images_per_s"].iloc[1:] if len(history) > 1 else history["images_per_s"]
@@ -349,8 +376,7 @@ def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, repli
         "images_per_s": float(later.median()) if len(later) else None,
         "train_examples": data.train_examples, "test_examples": data.test_examples,
         "replicas": replicas,
-        # For the record: the model applies it itself. (Runs from before it did wrote it as
-        # "normalization", which saved_models.export still reads for them.)
+        # For the record: the model applies it itself.
         "standardize": {"mean": list(data.mean), "std": list(data.std)},
     }
     save_final_model(model, run_dir / "final.keras")
@@ -364,6 +390,8 @@ def finish(model, config: TrainConfig, data: data_lib.Data, run_dir: Path, repli
 def save_final_model(model, path: Path) -> None:
     """``model.save(path)``; a failed write (a full disk) removes the partial file and raises
     ``WriteFailed`` naming it (the run stays resumable: it finishes again)."""
+    from trainers import callbacks as run_callbacks
+
     try:
         model.save(path)
     except OSError as error:
@@ -385,24 +413,28 @@ def next_steps(run_dir: Path, model: str) -> str:
 # Command line
 
 
-def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
+def make_parser(prog: str = PROG, recording: bool = False) -> argparse.ArgumentParser:
     """One flag per ``TrainConfig`` field (``--batch-size`` for ``batch_size``); a flag left out
-    keeps the recipe's value."""
+    keeps the recipe's value. ``--record-every`` only with ``recording`` (``add_train_flags``)."""
     parser = cli.Parser(prog=prog, description=__doc__.split("\n\n")[0])
-    add_train_flags(parser)
+    add_train_flags(parser, recording=recording)
     return parser
 
 
-def add_train_flags(parser: argparse.ArgumentParser, skip=()) -> None:
-    """The trainer's flags, ``skip`` aside, on ``parser`` (also ``experiments.tune``'s)."""
+def add_train_flags(parser: argparse.ArgumentParser, skip=(), recording: bool = False) -> None:
+    """The trainer's flags, ``skip`` aside, on ``parser`` (also ``experiments.tune``'s).
+    ``--record-every`` is a flag only for a command that records (``recording``:
+    ``analysis.record``): training alone never measures."""
+    skip = (*skip, *(() if recording else ("record_every",)))
     cli.add_config_flags(parser, TrainConfig, FLAG_HELP, skip=skip, suppress_defaults=True,
                          custom={"recipe": {"choices": list(RECIPES)},
                                  "out": {"help": "run folder (default: runs/{model}-{dataset})"}})
 
 
-def config_from_args(argv=None, prog: str = PROG) -> TrainConfig:
-    """The ``TrainConfig`` of a command line: its recipe with the flags given on top."""
-    given = cli.flag_values(TrainConfig, make_parser(prog).parse_args(argv))
+def config_from_args(argv=None, prog: str = PROG, recording: bool = False) -> TrainConfig:
+    """The ``TrainConfig`` of a command line (``make_parser``'s flags): its recipe with the
+    flags given on top."""
+    given = cli.flag_values(TrainConfig, make_parser(prog, recording).parse_args(argv))
     given.setdefault("out", "runs/{}-{}".format(given.get("model", TrainConfig.model),
                                                 given.get("dataset", TrainConfig.dataset)))
     return TrainConfig.for_recipe(given.pop("recipe", "he2016"), **given)
@@ -411,13 +443,14 @@ def config_from_args(argv=None, prog: str = PROG) -> TrainConfig:
 def main(argv=None, recorder=None, prog: str = PROG) -> int:
     """CLI (``trainers.cli.run_cli``): 0 when the run finished, 1 when it diverged or a write
     failed, 2 for bad settings, with one ``error:`` line. ``recorder`` and ``prog``:
-    ``analysis.record``'s CLI, these flags with the measurements."""
+    ``analysis.record``'s CLI, these flags and ``--record-every`` with the measurements."""
     return cli.run_cli(_train_command, argv, recorder, prog)
 
 
 def _train_command(argv, recorder, prog: str) -> None:
     """Train the command line's config and print its test error."""
-    metrics = train(config_from_args(argv, prog), recorder=recorder)
+    metrics = train(config_from_args(argv, prog, recording=recorder is not None),
+                    recorder=recorder)
     print(f"test error {metrics['test_error']:.2f}% ({metrics['model']} on "
           f"{metrics['dataset']}, {metrics['epochs']} epochs)")
 
