@@ -1,523 +1,107 @@
-"""Jastrzebski et al. 2018's claims ("Residual Connections Encourage Iterative Inference",
-Figures 2-8) judged from what
-``experiments.reproduce`` measured: each claim is "reproduced", "not reproduced" or "not testable
-at this scale", with the numbers it was judged on.
+"""What judging a paper's claims takes, whichever the paper: the claim record, the verdicts, the
+one noise margin, the one comparison of two errors, and the claims table a study writes.
 
-Every claim reads the final model's measurements of the test split unless it says otherwise
-(train-split claims read the train split). The thresholds that turn the paper's words into a
-test are stated in each claim's ``test`` text. Differences between two single-seed runs smaller
-than ``NOISE`` points of error cannot be told apart and are "not testable at this scale". The
-unrolling scale, which the paper does not give, is chosen on the training split (the smallest
-training loss after the extra steps), never on test numbers.
+Each paper's module lists its claims as data (``experiments.he2016_claims`` for He et al. 2016,
+"Identity Mappings in Deep Residual Networks", Tables 1-3; ``experiments.j18_claims`` for
+Jastrzebski et al. 2018, "Residual Connections Encourage Iterative Inference", Figures 2-9),
+each with a small function that turns the study's measurements into a ``Verdict``. The paper's
+``Vocabulary`` then writes each verdict in the words its tables have always used.
+
+Both papers' studies train one seed per row at reduced scale, so a difference of test errors
+smaller than ``NOISE`` points cannot be told from reseeding alone (``higher_error``).
 """
 
-import functools
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import enum
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.report import markdown_table
+from analysis.tables import markdown_table
 
-REPRODUCED, NOT_REPRODUCED, UNTESTABLE = ("reproduced", "not reproduced",
-                                          "not testable at this scale")
-CLASSES = {"cifar100": 100}  # datasets with other than 10 classes
 NOISE = 1.0  # test-error points two single-seed runs may differ by with no real effect
-REFINING = ("j18-resnet110", "j18-wrn")  # 1x1 shortcut convs in the main path
-SINGLE = ("j18-single", "j18-avgpool")  # no (or pooling-only) shape changes
+COLUMNS = ("source", "claim", "test", "measured", "verdict")  # of ``judge_claims``
 
 
-class Measured:
-    """The reproduction's results folder: per-network analyses and the sharing experiment.
-    ``folders`` maps a network of the paper to the folder measured in its place (a
-    well-trained net judged as the original ResNet, say); the others read ``OUT/<network>``."""
+class Verdict(enum.Enum):
+    """What a claim's test found, before a paper's words are put on it."""
 
-    def __init__(self, out: Path, folders: dict | None = None):
-        self.out = Path(out)
-        self.folders = dict(folders or {})
+    HOLDS = "holds"  # the measurements agree with the claim
+    FAILS = "fails"  # they contradict it
+    UNTOLD = "untold"  # the difference is under the noise margin
+    PENDING = "pending"  # what the claim needs is not measured (yet, or at this scale)
 
-    def path(self, network: str, name: str) -> Path:
-        """``OUT/<network's folder>/<name>``."""
-        return self.out / self.folders.get(network, network) / name
+    @classmethod
+    def of(cls, agrees: bool) -> "Verdict":
+        """``HOLDS`` when the measurements agree with the claim, else ``FAILS``."""
+        return cls.HOLDS if agrees else cls.FAILS
 
-    def frame(self, network: str, name: str, split: str = "test") -> pd.DataFrame | None:
-        """``OUT/<network>/<name>.csv`` rows of ``split`` (None when not measured)."""
-        path = self.path(network, f"{name}.csv")
-        if not path.is_file():
-            return None
-        frame = pd.read_csv(path)
-        return frame[frame["split"] == split] if "split" in frame else frame
 
-    def blocks(self, network: str, column: str, split: str = "test") -> pd.DataFrame | None:
-        """Per-block rows of ``network`` that have ``column`` measured."""
-        frame = self.frame(network, "blocks", split)
-        if frame is None or column not in frame or frame[column].isna().all():
-            return None
-        return frame.sort_values("block")
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words a paper's claims tables give each ``Verdict`` (two verdicts may share one)."""
 
-    def accuracy(self, network: str, split: str = "test") -> float:
-        """The model's own accuracy on ``split``, from ``network``'s ``summary.json``."""
-        summary = json.loads(self.path(network, "summary.json").read_text())
-        return summary["splits"][split]["accuracy"]
+    holds: str
+    fails: str
+    untold: str
+    pending: str
 
-    def chance(self, network: str) -> float:
-        """Chance accuracy on ``network``'s dataset (CIFAR-100: 1%; the others: 10 classes)."""
-        summary = json.loads(self.path(network, "summary.json").read_text())
-        return 1 / CLASSES.get(summary.get("dataset"), 10)
+    def word(self, verdict: Verdict) -> str:
+        """The word written for ``verdict``."""
+        return getattr(self, verdict.name.lower())
 
-    def sharing(self, name: str) -> pd.DataFrame | None:
-        """A table the sharing experiment wrote (``sharing/NAME.csv``), or ``None`` if it did not
-        run."""
-        path = self.out / "sharing" / f"{name}.csv"
-        return pd.read_csv(path) if path.is_file() else None
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Every word once, in the order holds, fails, untold, pending."""
+        return tuple(dict.fromkeys(getattr(self, f.name) for f in fields(self)))
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One sentence of the paper, the figure it comes from (``source``: the name
-    ``experiments.reproduce`` gives it), and how it is tested."""
+    """One claim of a paper: where the paper makes it (``source``: "Fig. 3", "Table 1"), its
+    words, and ``judge``, a function of the study's measurements returning the ``Verdict`` and
+    what was measured; ``test`` states the threshold that turns the words into a test, where the
+    paper's list states none for all claims at once."""
 
     source: str
-    figure: str
-    paper: str
-    test: str
-    judge: Callable  # Measured -> (verdict, measured text)
-
-
-def _per_network(measured: Measured, networks, column: str, check) -> tuple[str, str]:
-    """Apply ``check(network, rows) -> (bool, text)`` to every measured network of
-    ``networks``: reproduced when all pass; not testable when none was measured."""
-    results = {net: check(net, rows) for net in networks
-               if (rows := measured.blocks(net, column)) is not None}
-    return _all_networks(results, f"not measured ({', '.join(networks)})")
-
-
-def _all_networks(results: dict, missing: str) -> tuple[str, str]:
-    """``{network: (passed, text)}`` -> reproduced when every network passes; not testable,
-    saying ``missing``, when there is none."""
-    if not results:
-        return UNTESTABLE, missing
-    text = "; ".join(f"{net}: {detail}" for net, (_, detail) in results.items())
-    return (REPRODUCED if all(ok for ok, _ in results.values()) else NOT_REPRODUCED), text
-
-
-ALL = ("j18-resnet110", "j18-single", "j18-avgpool", "j18-wrn")
-
-
-def cosine_negative(measured):
-    """Fig. 3: every block's mean cosine is negative, on the test and the train split."""
-    def check(net, rows):
-        train = measured.blocks(net, "cosine", "train")
-        negative = [(r["cosine"] < 0).sum() for r in (rows, train) if r is not None]
-        return (all(n == len(rows) for n in negative),
-                f"{'/'.join(str(n) for n in negative)} of {len(rows)} blocks negative "
-                f"(test/train)")
-    return _per_network(measured, ALL, "cosine", check)
-
-
-def halves(rows: pd.DataFrame, column: str) -> tuple[float, float]:
-    """Mean of ``column`` over the lower and the upper half of the blocks."""
-    half = len(rows) // 2
-    return rows[column].iloc[:half].mean(), rows[column].iloc[len(rows) - half:].mean()
-
-
-def cosine_higher(measured):
-    """Fig. 3: the upper half of the blocks has a lower mean cosine than the lower half."""
-    def check(net, rows):
-        low, high = halves(rows, "cosine")
-        return high < low, f"lower half {low:.3f}, upper half {high:.3f}"
-    return _per_network(measured, ALL, "cosine", check)
-
-
-def first_over_rest(rows: pd.DataFrame) -> float:
-    """l2 ratio of the first block over the median of the others."""
-    return rows["l2_ratio"].iloc[0] / rows["l2_ratio"].iloc[1:].median()
-
-
-def l2_first_blocks(measured):
-    """Fig. 5: in single-representation and pooling nets the first block's l2 ratio is >= 2x the
-    others' median."""
-    def check(net, rows):
-        ratio = first_over_rest(rows)
-        return (ratio >= 2, f"first block {rows['l2_ratio'].iloc[0]:.3f}, median of the "
-                            f"others {rows['l2_ratio'].iloc[1:].median():.3f} ({ratio:.1f}x)")
-    return _per_network(measured, SINGLE, "l2_ratio", check)
-
-
-def l2_milder(measured):
-    """Fig. 5: the first block's l2 ratio over the others' median is lower in ResNet-110 and the
-    WRN than in every single or pooling net."""
-    ratios = {net: first_over_rest(rows) for net in ALL
-              if (rows := measured.blocks(net, "l2_ratio")) is not None}
-    single = {n: r for n, r in ratios.items() if n in SINGLE}
-    refining = {n: r for n, r in ratios.items() if n in REFINING}
-    if not single or not refining:
-        return UNTESTABLE, "needs a single/avg-pooling net and ResNet-110 or the WRN measured"
-    text = ", ".join(f"{n} {r:.1f}x" for n, r in ratios.items())
-    return (REPRODUCED if max(refining.values()) < min(single.values()) else NOT_REPRODUCED), text
-
-
-def _kept(measured, net, rows) -> pd.Series:
-    """Share of the above-chance accuracy kept when each block is dropped."""
-    chance = measured.chance(net)
-    return (rows["drop_accuracy"] - chance) / (measured.accuracy(net) - chance)
-
-
-def drop_first(measured):
-    """Fig. 4: dropping block 0 of a single or pooling net keeps < 50% of the above-chance
-    accuracy."""
-    def check(net, rows):
-        kept = _kept(measured, net, rows).iloc[0]
-        return kept < 0.5, f"dropping block 0 keeps {100 * kept:.0f}% of the above-chance accuracy"
-    return _per_network(measured, SINGLE, "drop_accuracy", check)
-
-
-def drop_higher(measured):
-    """Fig. 4: dropping a block of the upper half costs a single or pooling net < 2 points
-    (median)."""
-    def check(net, rows):
-        upper = rows.iloc[len(rows) - len(rows) // 2:]
-        cost = 100 * (measured.accuracy(net) - upper["drop_accuracy"]).median()
-        return cost < 2, f"median cost over the upper half {cost:.2f} points"
-    return _per_network(measured, SINGLE, "drop_accuracy", check)
-
-
-def drop_refining(measured):
-    """Fig. 4: no single dropped block takes ResNet-110 or the WRN below 50% of its above-chance
-    accuracy."""
-    def check(net, rows):
-        worst = _kept(measured, net, rows).min()
-        return worst >= 0.5, f"the worst drop keeps {100 * worst:.0f}% of the above-chance accuracy"
-    return _per_network(measured, REFINING, "drop_accuracy", check)
-
-
-def intermediate_gradual(measured):
-    """Fig. 6: ResNet-110's intermediate accuracy rises through the last stage without a dip over
-    1 point."""
-    def check(net, rows):
-        last = rows[rows["stage"] == rows["stage"].max()]["intermediate_accuracy"].dropna()
-        dips = (last.diff().dropna() < -0.01).sum()
-        text = " -> ".join(f"{100 * a:.1f}" for a in last)
-        return dips == 0 and last.iloc[-1] >= last.max() - 0.01, f"last stage: {text} %"
-    return _per_network(measured, ("j18-resnet110",), "intermediate_accuracy", check)
-
-
-def _last_blocks(measured, column: str):
-    """``{group: (first, last)}`` of ``column`` over the followed last blocks (test split)."""
-    frame = measured.frame("j18-resnet110", "borderline")
-    if frame is None:
-        return None
-    ordered = frame.sort_values("block")
-    return {group: (rows[column].iloc[0], rows[column].iloc[-1], int(rows["examples"].iloc[0]))
-            for group, rows in ordered.groupby("group", sort=False)}
-
-
-def borderline_corrected(measured):
-    """Fig. 6: borderline examples are more often correct after the last block than after the
-    first followed."""
-    groups = _last_blocks(measured, "accuracy")
-    if groups is None:
-        return UNTESTABLE, "borderline groups not measured"
-    first, last, examples = groups["borderline"]
-    if examples == 0:
-        return UNTESTABLE, "no borderline test example"
-    return (REPRODUCED if last > first else NOT_REPRODUCED,
-            f"{examples} borderline examples: {100 * first:.1f}% -> {100 * last:.1f}%")
-
-
-def entropy_falls(measured):
-    """Fig. 6: every group's entropy is lower after the last block than after the first followed."""
-    groups = _last_blocks(measured, "entropy")
-    if groups is None:
-        return UNTESTABLE, "borderline groups not measured"
-    text = "; ".join(f"{g} {a:.3f} -> {b:.3f}" for g, (a, b, n) in groups.items() if n)
-    falls = all(b < a for a, b, n in groups.values() if n)
-    return (REPRODUCED if falls else NOT_REPRODUCED), text
-
-
-def unroll_scale(measured) -> tuple[pd.DataFrame, pd.DataFrame, float] | None:
-    """The scaled-update unrolling rows of both splits and the scale alpha with the smallest
-    training loss after the last step (chosen on the training split only)."""
-    train = measured.frame("j18-resnet110", "unroll", "train")
-    test = measured.frame("j18-resnet110", "unroll", "test")
-    if train is None or test is None or train.empty:
-        return None
-    train, test = (f[f["update"] == "scaled"] for f in (train, test))
-    final = train[(train["group"] == "all") & (train["step"] == train["step"].max())]
-    return train, test, float(final.loc[final["loss"].idxmin(), "alpha"])
-
-
-def _ends(rows, alpha, group, column):
-    line = rows[(rows["alpha"] == alpha) & (rows["group"] == group)].sort_values("step")
-    return line[column].iloc[0], line[column].iloc[-1], line
-
-
-def _at_chosen_scale(judge):
-    """Give an unrolling claim ``judge(train, test, alpha)`` the scaled-update rows of both
-    splits and the scale chosen on the training loss; not testable when not measured."""
-    @functools.wraps(judge)
-    def judged(measured):
-        chosen = unroll_scale(measured)
-        if chosen is None:
-            return UNTESTABLE, "unrolling not measured on both splits"
-        return judge(*chosen)
-    return judged
-
-
-@_at_chosen_scale
-def unroll_train_loss(train, test, alpha):
-    """Fig. 7: unrolling the last block at the chosen scale lowers the training loss."""
-    start, end, _ = _ends(train, alpha, "all", "loss")
-    return (REPRODUCED if end < start else NOT_REPRODUCED,
-            f"alpha {alpha:g}: train loss {start:.4f} -> {end:.4f}")
-
-
-@_at_chosen_scale
-def unroll_test_loss(train, test, alpha):
-    """Fig. 7: the same unrolling raises the test loss."""
-    start, end, _ = _ends(test, alpha, "all", "loss")
-    return (REPRODUCED if end > start else NOT_REPRODUCED,
-            f"alpha {alpha:g}: test loss {start:.4f} -> {end:.4f}")
-
-
-@_at_chosen_scale
-def unroll_borderline(train, test, alpha):
-    """Fig. 7: the same unrolling makes borderline test examples more often correct."""
-    start, end, line = _ends(test, alpha, "borderline", "accuracy")
-    examples = int(line["examples"].iloc[0])
-    if examples == 0:
-        return UNTESTABLE, "no borderline test example"
-    return (REPRODUCED if end > start else NOT_REPRODUCED,
-            f"alpha {alpha:g}: {examples} borderline examples {100 * start:.1f}% -> "
-            f"{100 * end:.1f}%")
-
-
-@_at_chosen_scale
-def unroll_cosine(train, test, alpha):
-    """Fig. 7: the cosine stays negative at every unrolled step."""
-    line = _ends(test, alpha, "all", "cosine")[2]["cosine"].dropna()
-    return (REPRODUCED if (line < 0).all() else NOT_REPRODUCED,
-            f"alpha {alpha:g}: {(line < 0).sum()} of {len(line)} steps negative")
-
-
-def _sharing_errors(measured, column: str) -> dict | None:
-    table = measured.sharing("sharing")
-    if table is None or table[column].isna().any():
-        return None
-    return dict(zip(table["label"], table[column]))
-
-
-def _compare(worse: float, better: float, what: str) -> tuple[str, str]:
-    """Claim "``worse`` > ``better``" on single-seed errors, with the ``NOISE`` margin."""
-    text = f"{what}: {worse:.2f} vs {better:.2f}"
-    if abs(worse - better) < NOISE:
-        return UNTESTABLE, text + f" (under the {NOISE:g}-point noise)"
-    return (REPRODUCED if worse > better else NOT_REPRODUCED), text
-
-
-def sharing_worse(measured):
-    """Fig. 8: naive sharing has a higher test error than the unshared baseline."""
-    errors = _sharing_errors(measured, "test_error")
-    if errors is None:
-        return UNTESTABLE, "sharing not run"
-    return _compare(errors["shared (naive)"], errors["unshared baseline"],
-                    "test error naive shared vs unshared baseline")
-
-
-def sharing_underfits(measured):
-    """Fig. 8: naive sharing has a higher training error than the unshared baseline (it
-    underfits)."""
-    errors = _sharing_errors(measured, "train_error")
-    if errors is None:
-        return UNTESTABLE, "sharing not run"
-    return _compare(errors["shared (naive)"], errors["unshared baseline"],
-                    "train error naive shared vs unshared baseline")
-
-
-def ubn_closes_gap(measured):
-    """Fig. 8: unshared BN has a lower test error than naive sharing."""
-    errors = _sharing_errors(measured, "test_error")
-    if errors is None:
-        return UNTESTABLE, "sharing not run"
-    return _compare(errors["shared (naive)"], errors["shared convs, unshared BN"],
-                    "test error naive shared vs unshared BN")
-
-
-def gradient_ratio_larger(measured):
-    """Fig. 8: naive sharing's gradient norm ratio is at least twice every other run's."""
-    ratios = measured.sharing("gradient_ratio")
-    if ratios is None:
-        return UNTESTABLE, "gradient ratio not recorded"
-    means = ratios.groupby("label")["ratio"].mean()
-    naive, others = means.get("shared (naive)"), means.drop("shared (naive)", errors="ignore")
-    if naive is None or others.empty:
-        return UNTESTABLE, "gradient ratio not recorded for naive sharing and another run"
-    text = ", ".join(f"{label} {value:.2f}" for label, value in means.items())
-    return (REPRODUCED if naive >= 2 * others.max() else NOT_REPRODUCED), text
-
-
-def activations_explode(measured):
-    """Fig. 8: naive sharing's largest block input norm at initialisation is at least twice the
-    baseline's."""
-    norms = measured.sharing("activation_norms")
-    if norms is None:
-        return UNTESTABLE, "activation norms not measured"
-    top = norms.groupby("label")["input_norm"].max()
-    if "shared (naive)" not in top or "unshared baseline" not in top:
-        return UNTESTABLE, "needs naive sharing and the baseline"
-    naive, baseline = top["shared (naive)"], top["unshared baseline"]
-    return (REPRODUCED if naive >= 2 * baseline else NOT_REPRODUCED,
-            f"largest ||h_j|| at initialisation: naive {naive:.1f}, baseline {baseline:.1f}")
-
-
-ABLATIONS = ("unshared BN, shared statistics", "unshared BN, shared gamma and beta",
-             "unshared BN, gamma initialised to 1")
-
-
-def fig9_all_parts(measured):
-    """Fig. 9: undoing any one part of unshared BN raises the test error over the full remedy."""
-    errors = _sharing_errors(measured, "test_error")
-    if errors is None or not all(label in errors for label in ABLATIONS):
-        return UNTESTABLE, "Fig. 9 ablation not run"
-    remedy = errors["shared convs, unshared BN"]
-    verdicts = [_compare(errors[label], remedy, label) for label in ABLATIONS]
-    states = {state for state, _ in verdicts}
-    verdict = (NOT_REPRODUCED if NOT_REPRODUCED in states else
-               UNTESTABLE if UNTESTABLE in states else REPRODUCED)
-    return verdict, f"unshared BN {remedy:.2f}; " + "; ".join(
-        f"{label} {errors[label]:.2f}" for label in ABLATIONS)
-
-
-def fig9_statistics_most(measured):
-    """Fig. 9: sharing the BN statistics hurts more than undoing either other part."""
-    errors = _sharing_errors(measured, "test_error")
-    if errors is None or not all(label in errors for label in ABLATIONS):
-        return UNTESTABLE, "Fig. 9 ablation not run"
-    statistics, others = errors[ABLATIONS[0]], [errors[label] for label in ABLATIONS[1:]]
-    return _compare(statistics, max(others), "shared statistics vs the worse other ablation")
-
-
-def cosine_during_training(measured):
-    """Fig. 2: the cosine averaged over blocks is negative at every epoch after the first (train
-    split)."""
-    def check(net, _):
-        path = measured.path(net, "training_iterative_inference.csv")
-        if not path.is_file():
-            return None
-        history = pd.read_csv(path)
-        train = history[(history["split"] == "train") & (history["epoch"] > 1)]
-        means = train.groupby("epoch")["cosine"].mean()
-        if means.empty:
-            return None
-        return ((means < 0).all(), f"mean over blocks < 0 at {(means < 0).sum()} of "
-                                   f"{len(means)} epochs after the first")
-    results = {net: result for net in ALL if (result := check(net, None)) is not None}
-    return _all_networks(results, "not recorded after the first epoch")
-
-
-CLAIMS = (
-    Claim("training", "Fig. 2",
-          "Blocks move the representation against the loss gradient during training",
-          "the cosine loss averaged over blocks < 0 at every epoch after the first (train split)",
-          cosine_during_training),
-    Claim("cosine", "Fig. 3",
-          "The cosine loss is negative for all residual blocks",
-          "every block's mean cosine < 0 on the test and the train split", cosine_negative),
-    Claim("cosine", "Fig. 3",
-          "... especially for the higher residual blocks",
-          "mean cosine of the upper half of the blocks < that of the lower half", cosine_higher),
-    Claim("l2", "Fig. 5",
-          "Single-representation and pooling nets: the first blocks change the "
-          "representation a lot, later blocks much less",
-          "l2 ratio of the first block >= 2x the median of the others", l2_first_blocks),
-    Claim("l2", "Fig. 5",
-          "The effect is milder in the original ResNet and the WRN",
-          "their first/median l2 ratio is below every single/pooling net's", l2_milder),
-    Claim("drop", "Fig. 4",
-          "Dropping one of the first blocks of the single-representation and pooling "
-          "nets is catastrophic", "dropping block 0 keeps < 50% of the above-chance accuracy",
-          drop_first),
-    Claim("drop", "Fig. 4",
-          "... dropping most higher blocks costs little",
-          "median accuracy cost over the upper half of the blocks < 2 points", drop_higher),
-    Claim("drop", "Fig. 4",
-          "Dropping is not drastic anywhere in the original ResNet and the WRN",
-          "every drop keeps >= 50% of the above-chance accuracy", drop_refining),
-    Claim("intermediate", "Fig. 6",
-          "Intermediate accuracy in the last stage rises gradually block by block",
-          "no block loses more than 1 point, the last block within 1 point of the best",
-          intermediate_gradual),
-    Claim("borderline", "Fig. 6",
-          "Borderline examples get corrected by the last blocks",
-          "borderline accuracy after the last block > after the first followed block",
-          borderline_corrected),
-    Claim("borderline", "Fig. 6",
-          "Entropy falls over the last blocks for all groups",
-          "entropy after the last block < after the first followed block, every group",
-          entropy_falls),
-    Claim("unroll", "Fig. 7",
-          "Unrolling the last block with a scaled output lowers the training loss "
-          "slightly", "train loss after the extra steps < before, at the scale chosen on the "
-          "training loss", unroll_train_loss),
-    Claim("unroll", "Fig. 7",
-          "... while the test loss rises", "test loss after > before, same scale",
-          unroll_test_loss),
-    Claim("unroll", "Fig. 7",
-          "... and borderline test examples become more often correct",
-          "borderline test accuracy after > before, same scale", unroll_borderline),
-    Claim("unroll", "Fig. 7",
-          "The cosine stays negative at every scaled step",
-          "cosine < 0 at every step, same scale", unroll_cosine),
-    Claim("sharing", "Fig. 8",
-          "Naive sharing is worse than an unshared net of about the same size",
-          f"test error higher by >= {NOISE:g} point", sharing_worse),
-    Claim("sharing", "Fig. 8",
-          "Naive sharing underfits", f"train error higher by >= {NOISE:g} point",
-          sharing_underfits),
-    Claim("sharing", "Fig. 8",
-          "Unshared BN closes much of the gap",
-          f"unshared BN's test error lower than naive sharing's by >= {NOISE:g} point",
-          ubn_closes_gap),
-    Claim("sharing", "Fig. 8",
-          "The gradient norm ratio is much larger under naive sharing",
-          "mean over epochs >= 2x every other run's", gradient_ratio_larger),
-    Claim("sharing", "Fig. 8",
-          "Naive sharing makes activations explode at initialisation",
-          "largest block-input norm >= 2x the baseline's", activations_explode),
-    Claim("sharing-ablation", "Fig. 9",
-          "Every part of unshared BN matters",
-          f"each ablation's test error higher than unshared BN's by >= {NOISE:g} point",
-          fig9_all_parts),
-    Claim("sharing-ablation", "Fig. 9",
-          "Unshared statistics matter most",
-          "the shared-statistics ablation has the highest test error", fig9_statistics_most),
-)
-def judge(out, figures=None, folders=None) -> pd.DataFrame:
-    """One row per claim of the reproduced ``figures`` (names of ``experiments.reproduce``; all
-    by default): the paper's words, the test, what was measured and the verdict. ``folders``:
-    see ``Measured``."""
-    measured = Measured(Path(out), folders)
+    text: str
+    judge: Callable
+    test: str = ""
+
+
+def higher_error(worse: float, better: float,
+                 threshold: float = NOISE) -> tuple[Verdict, float]:
+    """The claim "``worse`` has a higher error than ``better``" and its margin ``worse -
+    better``: ``PENDING`` while either is not measured (NaN), ``UNTOLD`` when the margin is
+    smaller than ``threshold`` either way, else ``HOLDS`` or ``FAILS`` by its sign."""
+    if math.isnan(worse) or math.isnan(better):
+        return Verdict.PENDING, math.nan
+    margin = worse - better
+    if abs(margin) < threshold:
+        return Verdict.UNTOLD, margin
+    return Verdict.of(margin > 0), margin
+
+
+def judge_claims(claims: Iterable[Claim], measured, vocabulary: Vocabulary) -> pd.DataFrame:
+    """One row per claim (``COLUMNS``): where the paper makes it, its words, the test, what
+    ``claim.judge(measured)`` measured and the verdict in ``vocabulary``'s words."""
     rows = []
-    for claim in CLAIMS:
-        if figures is not None and claim.source not in figures:
-            continue
-        verdict, text = claim.judge(measured)
-        rows.append({"figure": claim.figure, "claim": claim.paper, "test": claim.test,
-                     "measured": text, "verdict": verdict})
-    return pd.DataFrame(rows, columns=["figure", "claim", "test", "measured", "verdict"])
+    for claim in claims:
+        verdict, found = claim.judge(measured)
+        rows.append((claim.source, claim.text, claim.test, found, vocabulary.word(verdict)))
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def write_claims(out, claims: pd.DataFrame, reduced: list, full_command: str) -> None:
-    """``claims.csv`` and ``claims.md``: the verdicts, labelled with the scale they hold at."""
-    out = Path(out)
-    claims.to_csv(out / "claims.csv", index=False)
-    scale = ("**Reduced scale**: " + "; ".join(reduced) + f". Full scale: `{full_command}`"
-             if reduced else "Full scale.")
-    counts = claims["verdict"].value_counts()
-    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (REPRODUCED, NOT_REPRODUCED, UNTESTABLE))
-    (out / "claims.md").write_text(
-        "# Jastrzebski et al. 2018's claims at this scale\n\n"
-        f"{scale}\n\nFinal-epoch models; test split unless the test says otherwise; one seed. "
-        f"{tally}.\n\n{markdown_table(claims)}\n")
+def write_claims_table(folder: Path, claims: pd.DataFrame, title: str, intro: str,
+                       notes: str = "") -> str:
+    """``claims.csv`` (every column of ``claims``) and ``claims.md`` (``# title``, ``intro``,
+    the table, then ``notes`` if any) in ``folder``; returns the Markdown table, missing values
+    (a claim still pending) left blank."""
+    folder = Path(folder)
+    claims.to_csv(folder / "claims.csv", index=False)
+    table = markdown_table(claims, missing="")
+    ending = f"\n{notes}\n" if notes else ""
+    (folder / "claims.md").write_text(f"# {title}\n\n{intro}\n\n{table}\n{ending}")
+    return table

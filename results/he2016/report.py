@@ -1,17 +1,17 @@
 """He et al. 2016's claims beside this study's reduced-scale measurements.
 
     python results/he2016/report.py      # -> results/he2016/claims.md, claims.csv, rows.md and
-                                         #    the block between the he2016 markers of README.md
+                                         #    the block between the he2016 markers of its README.md
 
 Reads the tables ``run.sh`` wrote (``table{1,2,3}/results.csv``) and the ledger ``runs.csv``;
-``experiments.identity_claims`` judges each claim (its docstring: the noise threshold).
+``experiments.he2016_claims`` judges each claim (its docstring: the noise threshold).
 """
 
 from pathlib import Path
 
-from experiments.identity_claims import write_report
+from experiments.he2016_claims import write_report
 
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    print(write_report(HERE, readme=HERE.parents[1] / "README.md"))
+    print(write_report(HERE, readme=HERE / "README.md"))

@@ -2,7 +2,7 @@
 
     python results/jastrzebski2018/pretrained/judge.py   # after run.sh's analyses
 
-Each net is judged by the reduced-scale study's own claim code (``experiments.claims``) in the
+Each net is judged by the reduced-scale study's own claim code (``experiments.j18_claims``) in the
 place of the paper's original ResNet (``j18-resnet110``), the role a plain CIFAR ResNet plays;
 claims about the other networks (single-representation, pooling, wide) and about training or
 sharing are not testable here. Writes ``claims.csv`` and ``claims.md`` beside this file, with
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from analysis.report import markdown_table  # noqa: E402
-from experiments.claims import judge  # noqa: E402
+from experiments.j18_claims import judge  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NETWORKS = ("preact20", "resnet20")

@@ -1,45 +1,62 @@
-"""He et al. 2016's claims judged from ablation tables: verdicts, the measured noise threshold,
-and the report files (README block included)."""
+"""He et al. 2016's claims judged from ablation tables: verdicts in the paper's words, the
+measured noise threshold, the report files (README block included), and the committed study
+re-judged to the byte."""
 
 import math
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from experiments import identity_claims
-from experiments.identity_claims import (CLAIMS, FAILS, HOLDS, PENDING, UNTOLD, Claim,
-                                         SeedSpread, seed_spread, verdict, write_report)
+from experiments.claims import NOISE, Verdict
+from experiments.he2016_claims import (CLAIMS, VOCABULARY, Errors, SeedSpread, lower_error,
+                                       seed_spread, write_report)
 from experiments.ledger import COLUMNS, Ledger
 
-PREACT_BEATS_ORIGINAL = Claim("pre-activation beats the original", (3, 4), ((3, 3),))
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "he2016"
+PREACT_BEATS_ORIGINAL = lower_error(3, 4, (3,))  # Table 3: row 4 beats row 3
 
 
 @pytest.mark.parametrize("errors, expected", [
-    ({(3, 4): 27.0, (3, 3): 29.0}, (HOLDS, 2.0)),
-    ({(3, 4): 29.0, (3, 3): 27.0}, (FAILS, -2.0)),
-    ({(3, 4): 27.0, (3, 3): 27.5}, (UNTOLD, 0.5)),
-    ({(3, 4): 27.0, (3, 3): math.nan}, (PENDING, math.nan)),
-    ({(3, 4): 27.0}, (PENDING, math.nan)),
+    ({(3, 4): 27.0, (3, 3): 29.0}, (Verdict.HOLDS, 2.0)),
+    ({(3, 4): 29.0, (3, 3): 27.0}, (Verdict.FAILS, -2.0)),
+    ({(3, 4): 27.0, (3, 3): 27.5}, (Verdict.UNTOLD, 0.5)),
+    ({(3, 4): 27.0, (3, 3): math.nan}, (Verdict.PENDING, math.nan)),
+    ({(3, 4): 27.0}, (Verdict.PENDING, math.nan)),
 ])
 def test_verdict_from_the_margin(errors, expected):
-    state, margin = verdict(PREACT_BEATS_ORIGINAL, errors)
-    assert state == expected[0]
+    verdict, margin = PREACT_BEATS_ORIGINAL(Errors(errors))
+    assert verdict is expected[0]
     assert margin == pytest.approx(expected[1], nan_ok=True)
 
 
 def test_the_best_competitor_sets_the_margin():
-    claim = next(c for c in CLAIMS if c.text.startswith("Table 2: full pre-activation"))
+    claim = next(c for c in CLAIMS if c.text.startswith("full pre-activation"))
     errors = {(2, 1): 29.0, (2, 2): 26.8, (2, 3): 38.0, (2, 4): 28.1, (2, 5): 27.4}
-    assert verdict(claim, errors) == (UNTOLD, pytest.approx(-0.6))
+    assert claim.source == "Table 2"
+    assert claim.judge(Errors(errors)) == (Verdict.UNTOLD, pytest.approx(-0.6))
+
+
+def test_one_untrained_competitor_keeps_the_claim_pending():
+    claim = next(c for c in CLAIMS if c.text.startswith("full pre-activation"))
+    errors = {(2, 1): 29.0, (2, 2): 26.8, (2, 3): math.nan, (2, 4): 28.1, (2, 5): 20.0}
+    assert claim.judge(Errors(errors))[0] is Verdict.PENDING
+
+
+def test_verdicts_are_written_in_the_reports_words():
+    assert [VOCABULARY.word(v) for v in Verdict] == ["holds", "does not hold",
+                                                     "cannot tell at this scale", "pending"]
 
 
 def test_a_measured_seed_spread_raises_the_threshold():
     errors = {(3, 4): 27.0, (3, 3): 28.5}
-    assert verdict(PREACT_BEATS_ORIGINAL, errors, SeedSpread("p", (27.0,)).threshold)[0] == HOLDS
+    one_seed = SeedSpread("p", (27.0,)).threshold
+    assert PREACT_BEATS_ORIGINAL(Errors(errors, one_seed))[0] is Verdict.HOLDS
     wide = SeedSpread("p", (26.0, 27.0, 28.0))
     assert wide.threshold == 2.0
-    assert verdict(PREACT_BEATS_ORIGINAL, errors, wide.threshold)[0] == UNTOLD
-    assert SeedSpread("p", (27.0, 27.3)).threshold == identity_claims.NOISE
+    assert PREACT_BEATS_ORIGINAL(Errors(errors, wide.threshold))[0] is Verdict.UNTOLD
+    assert SeedSpread("p", (27.0, 27.3)).threshold == NOISE
 
 
 def write_ledger(study, runs):
@@ -83,8 +100,11 @@ def test_report_files_and_readme_block(tmp_path):
                       "<!-- /he2016 results -->\nend\n")
     text = write_report(tmp_path, readme)
     claims = pd.read_csv(tmp_path / "claims.csv").set_index("claim")["verdict"]
-    assert claims[CLAIMS[-1].text] == HOLDS and claims[CLAIMS[-2].text] == HOLDS
-    assert claims[CLAIMS[0].text] == PENDING
+    assert claims["Table 3: pre-activation beats the original unit (one conv per unit)"] == "holds"
+    assert claims["Table 3: pre-activation beats the original unit (two convs per unit)"] == \
+        "holds"
+    assert claims["Table 1: the identity shortcut (original) beats every other shortcut"] == \
+        "pending"
     assert "| 3 | 2 | b | preact8-1conv | 8.91 | 30.1 | finished |" in (tmp_path / "rows.md"
                                                                       ).read_text()
     content = readme.read_text()
@@ -99,3 +119,14 @@ def test_report_errors_name_what_is_missing(tmp_path):
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="lacks the markers"):
         write_report(tmp_path, tmp_path / "README.md")
+
+
+def test_the_committed_study_is_rejudged_to_the_byte(tmp_path):
+    for table in ("table1", "table2", "table3"):
+        (tmp_path / table).mkdir()
+        shutil.copy(COMMITTED / table / "results.csv", tmp_path / table)
+    shutil.copy(COMMITTED / "runs.csv", tmp_path)
+    shutil.copy(COMMITTED / "README.md", tmp_path)
+    write_report(tmp_path, tmp_path / "README.md")
+    for name in ("claims.md", "claims.csv", "rows.md", "README.md"):
+        assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name

@@ -1,57 +1,72 @@
 """He et al. 2016's claims ("Identity Mappings in Deep Residual Networks", Tables 1-3) judged
-from the tables that
-``experiments.ablate`` wrote into a study folder (``table{1,2,3}/results.csv`` and the shared
-ledger ``runs.csv``).
+from the tables that ``experiments.ablate`` wrote into a study folder (``table{1,2,3}/results.csv``
+and the shared ledger ``runs.csv``).
 
-Each claim says that one row has a lower final-epoch test error than some others. Its margin is
-the best competitor's error minus the claimed winner's; a margin smaller than the noise threshold
-is "cannot tell at this scale". The threshold is the larger of ``NOISE`` (assumed) and the
-measured seed-to-seed range of the row the study trained with the most seeds, so that one-seed
-rows are never judged on a difference that reseeding alone produces. Rows not trained yet make
-their claims "pending". Nothing here reads anything but final-epoch test errors.
+Each claim says that one row of a table has a lower final-epoch test error than some others. Its
+margin is the best competitor's error minus the claimed winner's; a margin smaller than the noise
+threshold is "cannot tell at this scale". The threshold is the larger of
+``experiments.claims.NOISE`` (assumed) and the measured seed-to-seed range of the row the study
+trained with the most seeds, so that one-seed rows are never judged on a difference that
+reseeding alone produces. Rows not trained yet make their claims "pending". Nothing here reads
+anything but final-epoch test errors.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from experiments.ledger import Ledger
 from analysis.tables import markdown_table
+from experiments.claims import (NOISE, Claim, Vocabulary, higher_error, judge_claims,
+                                write_claims_table)
+from experiments.ledger import Ledger
 
-NOISE = 1.0  # test-error points two single-seed runs are assumed to differ by with no effect
-HOLDS, FAILS, UNTOLD, PENDING = ("holds", "does not hold", "cannot tell at this scale",
-                                 "pending")
+VOCABULARY = Vocabulary(holds="holds", fails="does not hold",
+                        untold="cannot tell at this scale", pending="pending")
 MARKERS = ("<!-- he2016 results -->", "<!-- /he2016 results -->")
 
 
 @dataclass(frozen=True)
-class Claim:
-    """``better`` has a lower test error than every row in ``worse`` (``(table, row)`` keys)."""
+class Errors:
+    """The study's final-epoch test errors by ``(table, row)`` (NaN or absent: not trained yet)
+    and the margin under which two of them cannot be told apart."""
 
-    text: str
-    better: tuple
-    worse: tuple
+    by_row: dict
+    threshold: float = NOISE
 
 
+def lower_error(table: int, better: int, worse) -> Callable:
+    """The judge of "row ``better`` of ``table`` has a lower test error than every row of
+    ``worse``": its verdict and margin (the best competitor's error minus the claimed
+    winner's), pending while any of the rows is not trained."""
+    def judge(errors: Errors):
+        competitors = [errors.by_row.get((table, row), math.nan) for row in worse]
+        best = math.nan if any(math.isnan(e) for e in competitors) else min(competitors)
+        return higher_error(best, errors.by_row.get((table, better), math.nan),
+                            errors.threshold)
+    return judge
+
+
+def row_beats(table: int, text: str, better: int, worse) -> Claim:
+    """The claim ``text`` of Table ``table``: row ``better`` beats every row of ``worse``."""
+    return Claim(f"Table {table}", text, lower_error(table, better, tuple(worse)))
+
+
+# The paper's claims, each row numbered as in its table (experiments.ablate).
 CLAIMS = (
-    Claim("Table 1: the identity shortcut (original) beats every other shortcut",
-          (1, 1), tuple((1, row) for row in range(2, 12))),
-    Claim("Table 1: scaling the shortcut (0.5 on both paths) hurts", (1, 1), ((1, 4),)),
-    Claim("Table 1: exclusive gating is worse with b_g = 0 than with b_g = -6", (1, 6), ((1, 5),)),
-    Claim("Table 1: shortcut-only gating is worse with b_g = 0 than with b_g = -6",
-          (1, 9), ((1, 8),)),
-    Claim("Table 1: a 1x1 conv shortcut is worse than the identity", (1, 1), ((1, 10),)),
-    Claim("Table 1: a dropout shortcut is worse than the identity", (1, 1), ((1, 11),)),
-    Claim("Table 2: full pre-activation beats every other placement", (2, 5),
-          ((2, 1), (2, 2), (2, 3), (2, 4))),
-    Claim("Table 2: BN after addition is worse than the original unit", (2, 1), ((2, 2),)),
-    Claim("Table 2: ReLU before addition is worse than the original unit", (2, 1), ((2, 3),)),
-    Claim("Table 3: pre-activation beats the original unit (two convs per unit)", (3, 4),
-          ((3, 3),)),
-    Claim("Table 3: pre-activation beats the original unit (one conv per unit)", (3, 2),
-          ((3, 1),)),
+    row_beats(1, "the identity shortcut (original) beats every other shortcut", 1, range(2, 12)),
+    row_beats(1, "scaling the shortcut (0.5 on both paths) hurts", 1, (4,)),
+    row_beats(1, "exclusive gating is worse with b_g = 0 than with b_g = -6", 6, (5,)),
+    row_beats(1, "shortcut-only gating is worse with b_g = 0 than with b_g = -6", 9, (8,)),
+    row_beats(1, "a 1x1 conv shortcut is worse than the identity", 1, (10,)),
+    row_beats(1, "a dropout shortcut is worse than the identity", 1, (11,)),
+    row_beats(2, "full pre-activation beats every other placement", 5, (1, 2, 3, 4)),
+    row_beats(2, "BN after addition is worse than the original unit", 1, (2,)),
+    row_beats(2, "ReLU before addition is worse than the original unit", 1, (3,)),
+    row_beats(3, "pre-activation beats the original unit (two convs per unit)", 4, (3,)),
+    row_beats(3, "pre-activation beats the original unit (one conv per unit)", 2, (1,)),
 )
 
 
@@ -95,18 +110,6 @@ def seed_spread(ledger: Ledger) -> SeedSpread:
     return SeedSpread(name, tuple(sorted(finished.loc[row == name, "test_error"])))
 
 
-def verdict(claim: Claim, errors: dict, threshold: float = NOISE) -> tuple[str, float]:
-    """The claim's verdict (``HOLDS``, ``FAILS``, ``UNTOLD`` or ``PENDING``) and its margin (the
-    best competitor's error minus the claimed winner's) from ``{(table, row): error}``."""
-    wanted = [claim.better, *claim.worse]
-    if any(math.isnan(errors.get(key, math.nan)) for key in wanted):
-        return PENDING, math.nan
-    margin = min(errors[key] for key in claim.worse) - errors[claim.better]
-    if abs(margin) < threshold:
-        return UNTOLD, margin
-    return (HOLDS if margin > 0 else FAILS), margin
-
-
 def load_tables(study: Path) -> pd.DataFrame:
     """Every ``table{N}/results.csv`` of ``study``, with a ``table`` column."""
     frames = [pd.read_csv(path).assign(table=int(path.parent.name[-1]))
@@ -128,32 +131,30 @@ def rows_table(tables: pd.DataFrame) -> pd.DataFrame:
 
 
 def claims_table(tables: pd.DataFrame, threshold: float = NOISE) -> pd.DataFrame:
-    """One line per claim of ``CLAIMS``: its verdict and margin at ``threshold``."""
-    errors = {(t, r): e for t, r, e in zip(tables["table"], tables["row"],
-                                            tables["error_median"])}
-    lines = []
-    for claim in CLAIMS:
-        state, margin = verdict(claim, errors, threshold)
-        lines.append({"claim": claim.text, "verdict": state, "margin (points)": round(margin, 2)})
-    return pd.DataFrame(lines)
+    """One line per claim of ``CLAIMS``: ``Table N: words``, its verdict and margin at
+    ``threshold``."""
+    errors = Errors(dict(zip(zip(tables["table"], tables["row"]), tables["error_median"])),
+                    threshold)
+    judged = judge_claims(CLAIMS, errors, VOCABULARY)
+    return pd.DataFrame({"claim": judged["source"] + ": " + judged["claim"],
+                         "verdict": judged["verdict"],
+                         "margin (points)": [round(m, 2) for m in judged["measured"]]})
 
 
 def write_report(study: Path, readme: Path | None = None) -> str:
     """``claims.md``, ``claims.csv`` and ``rows.md`` in ``study`` (and the block between
-    ``MARKERS`` of ``readme``); returns the Markdown written."""
+    ``MARKERS`` of ``readme``); returns the Markdown written into the block."""
     study = Path(study)
     tables = load_tables(study)
     spread = seed_spread(Ledger(study / "runs.csv"))
-    claims = claims_table(tables, spread.threshold)
-    claims.to_csv(study / "claims.csv", index=False)
     rows_md = markdown_table(rows_table(tables), missing="pending")
-    claims_md = markdown_table(claims, missing="")
     (study / "rows.md").write_text(rows_md + "\n")
-    (study / "claims.md").write_text(
-        "# He et al. 2016's claims at this study's scale\n\n"
+    claims_md = write_claims_table(
+        study, claims_table(tables, spread.threshold),
+        "He et al. 2016's claims at this study's scale",
         f"One seed per row; margins under {spread.threshold:.2f} points are \"cannot tell at "
-        "this scale\". Margin = the best competitor's test error minus the claimed winner's.\n\n"
-        f"{claims_md}\n\n{spread.describe()}\n")
+        "this scale\". Margin = the best competitor's test error minus the claimed winner's.",
+        spread.describe())
     text = f"{rows_md}\n\n{claims_md}\n\n{spread.describe()}"
     if readme is not None:
         replace_block(Path(readme), text)
