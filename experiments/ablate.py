@@ -34,67 +34,44 @@ import dataclasses
 import json
 import math
 import re
-import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
-from analysis.plots import plot_ablation, plot_training_curves
-from keras_resnets.names import parse_name
-from keras_resnets.paper import RESULTS, PaperResult
-from keras_resnets.units import STRIDED_PADDING, STRIDED_PADDINGS
+from experiments import study
+from experiments.study import STUDY_HELP, StudyConfig, run_status, scale_notes, train_one
 from trainers import cli
-from trainers.callbacks import read_history
-from trainers.config import REFERENCE_BATCH, STRATEGIES, TrainConfig
-from trainers.jsonconfig import JsonConfig
-from experiments.ledger import Ledger, folder_result, is_finished
-from analysis.tables import markdown_table
+from trainers.config import STRATEGIES, TrainConfig
 
 TABLES = (1, 2, 3)
-RECIPE_EPOCHS = "~164"  # 64k iterations of 128 images over CIFAR's 50k training images
 FULL_RUN_SEEDS = 5  # the paper reports medians of several runs (5 for ResNet-1001)
 # Settings that change what a run measures: one output folder holds one value of each. Where the
 # data files lie (data_dir) does not, so a cloned results folder resumes.
 RESULT_FIELDS = ("table", "dataset", "depth", "epochs", "train_size", "test_size", "batch_size")
 
 
-@dataclass
-class AblationConfig(JsonConfig):
-    """One ablation sweep; written to ``OUT/ablation.json``."""
+@dataclass(kw_only=True)
+class AblationConfig(StudyConfig):
+    """One ablation sweep; written to ``OUT/ablation.json``. The runs folder and the ledger
+    (``StudyConfig``) may be shared by several tables."""
 
     table: int
-    dataset: str = "cifar10"
     out: str = "sweeps/ablation"
     depth: int | None = None  # train every row at this depth instead of the paper's
-    epochs: int | None = None  # None: the recipe's full length
     seeds: int = 1
     rows: tuple[int, ...] | None = None  # row numbers to train now (1-based); None: all
-    data_dir: str | None = None
-    train_size: int | None = None
-    test_size: int | None = None
-    batch_size: int = REFERENCE_BATCH
-    strategy: str = "auto"
-    runs: str | None = None  # folder of the run folders (default OUT/runs); tables may share one
-    ledger: str | None = None  # the committed record of finished runs (default OUT/runs.csv)
     validation_every: int = 1  # epochs between test-set evaluations (trains the same weights)
-    strided_padding: str = STRIDED_PADDING  # every row's geometry; "same" for rows trained before
 
     def __post_init__(self):
+        """Refuse an unknown table and counts below 1, besides ``StudyConfig``'s checks."""
+        super().__post_init__()
         self.rows = tuple(self.rows) if self.rows is not None else None
-        if self.strided_padding not in STRIDED_PADDINGS:
-            raise ValueError(f"Unknown strided padding {self.strided_padding!r}; accepted: "
-                             f"{', '.join(STRIDED_PADDINGS)}.")
         if self.table not in TABLES:
             raise ValueError(f"Unknown table {self.table!r}; accepted: 1, 2, 3 (He et al. 2016).")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}.")
-        counts = {"seeds": self.seeds, "depth": self.depth, "epochs": self.epochs,
-                  "train_size": self.train_size, "test_size": self.test_size,
-                  "batch_size": self.batch_size, "validation_every": self.validation_every}
+        counts = {"seeds": self.seeds, "depth": self.depth,
+                  "validation_every": self.validation_every}
         bad = {k: v for k, v in counts.items() if v is not None and v < 1}
         bad.update({"rows": self.rows} if self.rows and min(self.rows) < 1 else {})
         if bad:
@@ -113,6 +90,8 @@ class AblationRow:
     @property
     def case(self) -> str:
         """The paper's case, naming the trained depth (Table 3 cases name their depth)."""
+        from keras_resnets.names import parse_name
+
         depth = parse_name(self.model).depth
         return re.sub(r"ResNet-\d+", f"ResNet-{depth}", self.paper[0].case)
 
@@ -136,8 +115,11 @@ class AblationRow:
         return "; ".join(f"{text} (ResNet-{row.depth})" for text, row in zip(texts, self.paper))
 
 
-def table_rows(table: int, dataset: str) -> list[PaperResult]:
-    """The paper rows of ``table`` that train on ``dataset`` (module docstring: Datasets)."""
+def table_rows(table: int, dataset: str) -> list:
+    """The paper rows of ``table`` (``keras_resnets.paper.PaperResult``) that train on
+    ``dataset`` (module docstring: Datasets)."""
+    from keras_resnets.paper import RESULTS
+
     rows = [row for row in RESULTS if row.table == table]
     datasets = list(dict.fromkeys(row.dataset for row in rows))
     chosen = dataset if dataset in datasets else datasets[0]
@@ -148,7 +130,7 @@ def select_rows(config: AblationConfig) -> list[AblationRow]:
     """The models of the sweep, numbered, each validated by the zoo before anything trains."""
     from keras_resnets import describe
 
-    merged: dict[tuple, list[PaperResult]] = {}
+    merged: dict[tuple, list] = {}
     for paper_row in table_rows(config.table, config.dataset):
         key = (paper_row.model_name(config.depth), json.dumps(paper_row.overrides, sort_keys=True))
         merged.setdefault(key, []).append(paper_row)
@@ -170,75 +152,14 @@ def select_rows(config: AblationConfig) -> list[AblationRow]:
 
 
 def train_config(config: AblationConfig, row: AblationRow, seed: int) -> TrainConfig:
-    """The recipe of every run of the sweep; only the model, its overrides and the seed vary."""
-    return TrainConfig(
-        model=row.model, dataset=config.dataset,
-        model_overrides={"strided_padding": config.strided_padding, **row.overrides},
-        data_dir=config.data_dir, train_size=config.train_size, test_size=config.test_size,
-        epochs=config.epochs, batch_size=config.batch_size, strategy=config.strategy, seed=seed,
-        validation_every=config.validation_every, out=str(runs_dir(config) / row.run_name(seed)))
-
-
-def runs_dir(config: AblationConfig) -> Path:
-    """Where the run folders go: ``--runs``, else ``OUT/runs``."""
-    return Path(config.runs) if config.runs else Path(config.out) / "runs"
-
-
-def ledger_of(config: AblationConfig) -> Ledger:
-    """The sweep's ledger: ``--ledger``, else ``OUT/runs.csv``."""
-    return Ledger(Path(config.ledger) if config.ledger else Path(config.out) / "runs.csv")
+    """The He et al. 2016 recipe of every run of the sweep; only the model, its overrides and
+    the seed vary."""
+    return config.train_config(row.run_name(seed), row.model, row.overrides, seed=seed,
+                               validation_every=config.validation_every)
 
 
 # ---------------------------------------------------------------------------------------------
 # Running
-
-
-def run_status(run_config: TrainConfig, ledger: Ledger) -> tuple[str, dict]:
-    """``finished`` (with its metrics), ``diverged`` or ``pending``: the ledger first, then the run
-    folder. Raises ``ValueError`` when either holds a run of another config (a result of another
-    recipe must not count)."""
-    entry = ledger.lookup(run_config)
-    if entry is not None:
-        return ("finished" if is_finished(entry) else "diverged"), entry
-    check_same_config(run_config, Path(run_config.out) / "config.json")
-    return folder_result(Path(run_config.out)) or ("pending", {})
-
-
-def check_same_config(run_config: TrainConfig, saved: Path) -> None:
-    """Refuse a run folder whose ``config.json`` is another run (``TrainConfig.differences``:
-    a moved or re-cloned results folder still counts)."""
-    changed = saved.is_file() and TrainConfig.load(saved).differences(run_config)
-    if changed:
-        raise ValueError(f"{saved.parent} holds a run with other settings (saved, now): "
-                         f"{changed}; use another --runs or --out.")
-
-
-def train_one(train_fn, run_config: TrainConfig, ledger: Ledger) -> bool:
-    """Train one run unless it is already done, then record it in the ledger; whether it
-    trained. The trainer raises ``TrainingDiverged`` at a NaN loss; ``diverged.json`` then records
-    it so that a re-run does not repeat a seeded divergence."""
-    import keras
-
-    from trainers.train import TrainingDiverged
-
-    run_dir = Path(run_config.out)
-    if ledger.lookup(run_config) is not None:
-        return False
-    check_same_config(run_config, run_dir / "config.json")
-    trained = folder_result(run_dir) is None
-    if trained:
-        try:
-            train_fn(run_config)
-        except TrainingDiverged as error:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "diverged.json").write_text(
-                json.dumps({"diverged": True, "error": str(error)}) + "\n")
-        finally:
-            keras.backend.clear_session()  # free the finished model before the next run
-    outcome, metrics = folder_result(run_dir) or (None, {})
-    if outcome is not None:  # a run folder finished before the ledger existed is recorded too
-        ledger.record(run_config, outcome, metrics)
-    return trained
 
 
 def check_out(config: AblationConfig) -> None:
@@ -261,6 +182,8 @@ def run_ablation(config: AblationConfig, train_fn=None) -> pd.DataFrame:
 
     ``train_fn(TrainConfig)`` defaults to ``trainers.train.train``. Returns the results table.
     """
+    from tqdm.auto import tqdm
+
     from trainers.data import locate
 
     rows = select_rows(dataclasses.replace(config, rows=None))  # the table lists every row
@@ -274,12 +197,12 @@ def run_ablation(config: AblationConfig, train_fn=None) -> pd.DataFrame:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(config.to_json() + "\n")
-    bar = tqdm(runs, desc=f"Table {config.table}", unit="row")
+    bar, ledger = tqdm(runs, desc=f"Table {config.table}", unit="row"), config.open_ledger()
     for _row, run_configs in bar:
         trained = False
         for run_config in run_configs:
             bar.set_postfix_str(Path(run_config.out).name)
-            trained = train_one(train_fn, run_config, ledger_of(config)) or trained
+            trained = train_one(train_fn, run_config, ledger) or trained
         if trained:  # the plot waits for the end: drawing it takes longer than the tables
             write_results(config, rows, with_plot=False)
     return write_results(config, rows)
@@ -291,9 +214,9 @@ def run_ablation(config: AblationConfig, train_fn=None) -> pd.DataFrame:
 
 def collect(config: AblationConfig, rows: list[AblationRow]) -> pd.DataFrame:
     """One line per row: median, min, max and std of the test error over finished seeds."""
-    lines = []
+    lines, ledger = [], config.open_ledger()
     for row in rows:
-        outcomes = [run_status(train_config(config, row, seed), ledger_of(config))
+        outcomes = [run_status(train_config(config, row, seed), ledger)
                     for seed in range(config.seeds)]
         errors = pd.Series([m["test_error"] for s, m in outcomes if s == "finished"], dtype=float)
         diverged = sum(s == "diverged" for s, _ in outcomes)
@@ -330,32 +253,18 @@ def reduced_scale(config: AblationConfig, rows: list[AblationRow]) -> list[str]:
     notes = []
     if config.depth is not None and depths != [config.depth]:
         notes.append(f"depth {config.depth} instead of {' and '.join(map(str, depths))}")
-    if config.epochs is not None:
-        notes.append(f"{config.epochs} epoch{'s' * (config.epochs != 1)} instead of "
-                     f"{RECIPE_EPOCHS} (64k iterations)")
-    if config.dataset not in paper_datasets:
-        notes.append(f"{config.dataset} data instead of {' and '.join(paper_datasets)}")
-    for split, size in (("training", config.train_size), ("test", config.test_size)):
-        if size is not None:
-            notes.append(f"first {size} {split} images only")
-    if config.batch_size != REFERENCE_BATCH:
-        notes.append(f"batch {config.batch_size} instead of {REFERENCE_BATCH} (learning rate "
-                     f"scaled linearly)")
-    return notes
+    return notes + scale_notes(config, study.HE2016_LENGTH, paper_datasets)
 
 
-def full_run_command(config: AblationConfig) -> str:
-    """The command that runs this table at the paper's scale."""
-    dataset = config.dataset if config.dataset in {p.dataset for p in RESULTS
-                                                   if p.table == config.table} else "cifar10"
-    words = ["python", "-m", "experiments.ablate", "--table", str(config.table),
-             "--dataset", dataset, "--seeds", str(max(config.seeds, FULL_RUN_SEEDS)),
-             "--out", f"{config.out}-full"]
-    if config.data_dir:
-        words += ["--data-dir", config.data_dir]
-    if config.rows:
-        words += ["--rows", *map(str, config.rows)]
-    return shlex.join(words)
+def full_scale_command(config: AblationConfig) -> str:
+    """The command that runs this table at the paper's scale (its depth, data, recipe and
+    geometry), with at least ``FULL_RUN_SEEDS`` seeds per row."""
+    datasets = {row.dataset for row in table_rows(config.table, config.dataset)}
+    dataset = config.dataset if config.dataset in datasets else "cifar10"
+    rows = ["--rows", *map(str, config.rows)] if config.rows else []
+    return study.full_scale_command(
+        config, "experiments.ablate", "--table", str(config.table), "--dataset", dataset,
+        "--seeds", str(max(config.seeds, FULL_RUN_SEEDS)), *rows)
 
 
 def header(config: AblationConfig, rows: list[AblationRow]) -> str:
@@ -366,7 +275,7 @@ def header(config: AblationConfig, rows: list[AblationRow]) -> str:
              f"{config.seeds} seed(s)")
     if notes:
         scale = (f"**Reduced scale:** {'; '.join(notes)}; not comparable to the paper's numbers. "
-                 f"Full run: `{full_run_command(config)}`")
+                 f"Full run: `{full_scale_command(config)}`")
     else:
         scale = "Full scale: the paper's recipe, depth and data."
     legend = ("`measured`: median test error over finished seeds; `paper_error` \"fail\": the "
@@ -391,6 +300,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 def write_results(config: AblationConfig, rows: list[AblationRow],
                   with_plot: bool = True) -> pd.DataFrame:
     """``results.csv``, ``results.md`` and ``results.png`` in ``config.out``; returns the table."""
+    from analysis.plots import plot_ablation, plot_training_curves
+    from analysis.tables import markdown_table
+
     table = collect(config, rows)
     out = Path(config.out)
     table.to_csv(out / "results.csv", index=False)
@@ -411,7 +323,9 @@ def write_results(config: AblationConfig, rows: list[AblationRow],
 def row_histories(config: AblationConfig, rows: list[AblationRow]) -> dict:
     """``{row name: history}`` of each row's seed-0 run that has one: the ledger's copy, else
     the run folder's ``history.csv``."""
-    histories, kept, runs = {}, ledger_of(config).history_dir, runs_dir(config)
+    from trainers.callbacks import read_history
+
+    histories, kept, runs = {}, config.open_ledger().history_dir, config.runs_dir
     for row in rows:
         name = row.run_name(0)
         for path in (kept / f"{name}.csv", runs / name / "history.csv"):
@@ -425,7 +339,8 @@ def row_histories(config: AblationConfig, rows: list[AblationRow]) -> dict:
 # Command line
 
 
-HELP = {"depth": "train every row at this depth",
+HELP = {**STUDY_HELP,
+        "depth": "train every row at this depth",
         "epochs": "shorten the recipe (default: 64k iterations)",
         "seeds": "runs per row (seeds 0..S-1)",
         "rows": "row numbers to keep (see --list)",
@@ -434,10 +349,7 @@ HELP = {"depth": "train every row at this depth",
         "ledger": "CSV recording every finished run (default: OUT/runs.csv; commit it); tables "
                   "sharing --runs share it too",
         "validation_every": "epochs between test-set evaluations of each run (the last always; "
-                            "the same weights train, a run is not retrained for it)",
-        "strided_padding": "geometry of the strided convs: the papers' symmetric padding, or "
-                           "Keras's 'same' of the runs recorded before the zoo padded "
-                           "symmetrically (results/he2016 was trained so)"}
+                            "the same weights train, a run is not retrained for it)"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -447,7 +359,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     cli.add_config_flags(parser, AblationConfig, HELP, custom={
         "table": {"choices": TABLES}, "strategy": {"choices": STRATEGIES},
-        "strided_padding": {"choices": STRIDED_PADDINGS},
         "out": {"default": None, "help": "output folder (default: sweeps/table<T>)"}})
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     return parser.parse_args(argv)
@@ -468,6 +379,8 @@ def _ablate_command(argv) -> None:
         for row in select_rows(config):
             print(f"{row.number:3d}  {row.name:40s} paper {row.paper_text():>5}  {row.case}")
         return
+    from analysis.tables import markdown_table
+
     table = run_ablation(config)
     print(markdown_table(summary(table)))
     print(f"\nResults in {config.out}/results.md, results.csv, results.png")

@@ -26,11 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-
+from experiments.ledger import Ledger, folder_result, run_name
 from trainers import array_fit, cli
 from trainers.config import TrainConfig
-from experiments.ledger import Ledger, folder_result, run_name
+from trainers.train import check_same_run
 
 PROGRAM = "trainers.array_fit"
 
@@ -90,14 +89,11 @@ def command_config(command: str, config: FullscaleConfig) -> TrainConfig:
 
 def finished_in_folder(run_config: TrainConfig) -> tuple[str, dict] | None:
     """``(outcome, metrics)`` of a run its folder holds as finished (trained, not yet in the
-    ledger), or None. A ``ValueError`` when the folder holds another run."""
+    ledger), or None. A ``ValueError`` when the folder holds another run
+    (``trainers.train.check_same_run``, as for every study's runs)."""
     result = folder_result(Path(run_config.out))
-    if result is None:
-        return None
-    changed = TrainConfig.load(Path(run_config.out) / "config.json").differences(run_config)
-    if changed:
-        raise ValueError(f"{run_config.out} holds a finished run with other settings (saved, "
-                         f"plan): {changed}; move it away or use another --runs.")
+    if result is not None:
+        check_same_run(run_config, Path(run_config.out))
     return result
 
 
@@ -132,6 +128,8 @@ def train_for(run_config: TrainConfig, seconds: float, loaded: dict) -> tuple[st
     """Train ``run_config`` (from its resume state, if any) for about ``seconds``; its
     ``(outcome, metrics)`` once it finishes, else None. ``loaded`` caches each dataset's arrays
     for the next runs of this call."""
+    import keras
+
     key = (run_config.dataset, run_config.data_dir, run_config.train_size, run_config.test_size)
     if key not in loaded:
         loaded[key] = array_fit.load_cifar(*key)

@@ -28,21 +28,17 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import pandas as pd
 
-from analysis.plots import plot_trials
-from experiments.hypermodel import DIVERGED, TRIAL_INFO, TUNERS, ZooHyperModel, make_tuner
-from experiments.spaces import SearchSpace, from_dict, load
-from saved_models.export import export
 from trainers import cli
-from trainers.callbacks import read_history
 from trainers.config import LOCATION_FIELDS, TrainConfig
 from trainers.jsonconfig import JsonConfig
-from trainers.strategy import check_batch_size, make_strategy
-from analysis.tables import markdown_table
-from trainers.train import add_train_flags, check_config
+from trainers.train import add_train_flags
+
+if TYPE_CHECKING:
+    from experiments.spaces import SearchSpace
 
 PROJECT = "trials"  # KerasTuner's project folder inside the sweep folder
 BAYESIAN_NEEDS = ("scipy", "sklearn")  # KerasTuner's Gaussian process, not installed with it
@@ -65,6 +61,8 @@ class SweepConfig(JsonConfig):
     def __post_init__(self):
         """Check every setting (a ``ValueError`` saying what is accepted); ``out`` is normalised,
         as ``TrainConfig`` does: ``runs/sweep/`` is ``runs/sweep``."""
+        from experiments.hypermodel import TUNERS
+
         self.space = self.search_space().to_json()  # validated, in one canonical form
         self.out = os.path.normpath(self.out)
         if self.tuner not in TUNERS:
@@ -77,11 +75,13 @@ class SweepConfig(JsonConfig):
         if self.tuner == "hyperband" and not self.base_config().epochs:
             raise ValueError("Hyperband needs --epochs (the most epochs one model trains).")
         if self.base_config().record_every:
-            raise ValueError("A sweep does not record iterative inference (--record-every); "
+            raise ValueError("A sweep does not record iterative inference (record_every); "
                              "train the chosen model with python -m analysis.record.")
 
-    def search_space(self) -> SearchSpace:
+    def search_space(self) -> "SearchSpace":
         """The validated search space of this sweep."""
+        from experiments.spaces import from_dict
+
         return from_dict(self.space, "sweep space")
 
     def base_config(self) -> TrainConfig:
@@ -119,6 +119,12 @@ def run_sweep(sweep: SweepConfig) -> pd.DataFrame | None:
     the first trial. A KerasTuner worker (``KERASTUNER_TUNER_ID`` not ``chief``) only trains and
     returns ``None``; the chief serves the oracle until every trial is done, then reports.
     """
+    import keras
+
+    from experiments.hypermodel import ZooHyperModel, make_tuner
+    from trainers.strategy import check_batch_size, make_strategy
+    from trainers.train import check_config
+
     space, config = sweep.search_space(), sweep.base_config()  # both validated again
     check_resumable(sweep)
     if sweep.tuner == "bayesian":
@@ -173,6 +179,9 @@ def trials_frame(tuner, hypermodel) -> pd.DataFrame:
     """One row per trial, best first: id, status, swept values (empty where a conditional one
     is inactive), model, best val error %, epochs trained, parameters, wall time of its epochs,
     and whether its loss diverged."""
+    from experiments.hypermodel import DIVERGED, TRIAL_INFO
+    from trainers.callbacks import read_history
+
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items()):
         run_dir = Path(tuner.get_trial_dir(trial_id))
@@ -201,6 +210,8 @@ def save_best(tuner, hypermodel, out: Path) -> dict | None:
     ``export/NAME/1`` (``saved_models.export``; the model standardises its raw images itself)
     and ``best.json``. ``None`` when no trial finished or its checkpoint is not on this machine;
     a diverged trial is ``FAILED``, never a candidate."""
+    from saved_models.export import export
+
     best = [trial for trial in tuner.oracle.get_best_trials(1)
             if trial.status == "COMPLETED" and trial.score is not None]
     if not best:
@@ -228,6 +239,9 @@ def save_best(tuner, hypermodel, out: Path) -> dict | None:
 def report(tuner, hypermodel, out: Path) -> pd.DataFrame:
     """Write ``trials.csv``, ``trials.md``, ``trials.png`` and the best model; return the table.
     ``RunFailed`` (exit 1) when no trial finished, after writing the table that says why."""
+    from analysis.plots import plot_trials
+    from analysis.tables import markdown_table
+
     frame = trials_frame(tuner, hypermodel)
     frame.to_csv(out / "trials.csv", index=False)
     (out / "trials.md").write_text(markdown_table(frame) + "\n")
@@ -266,7 +280,8 @@ def make_parser() -> argparse.ArgumentParser:
     sweep = parser.add_argument_group("sweep")
     sweep.add_argument("--space", required=True,
                        help="search-space JSON file, or a bundled one: smoke, ablation")
-    sweep.add_argument("--tuner", choices=TUNERS, default="random")
+    sweep.add_argument("--tuner", default="random",
+                       help="KerasTuner's random, bayesian or hyperband (default: random)")
     sweep.add_argument("--max-trials", type=int,
                        help="trials of random/bayesian search (default 10); not for hyperband")
     sweep.add_argument("--out", required=True, help="sweep folder (resumed when it exists)")
@@ -276,6 +291,8 @@ def make_parser() -> argparse.ArgumentParser:
 def sweep_from_args(argv=None) -> SweepConfig:
     """The ``SweepConfig`` of a command line; its trials start from the trainer's flags."""
     args = make_parser().parse_args(argv)
+    from experiments.spaces import load  # after the flags: --help answers without Keras
+
     given = cli.flag_values(TrainConfig, args)  # out: the sweep's folder
     fixed = sorted(set(given) & {"model", "model_overrides"})
     if fixed:
@@ -301,6 +318,8 @@ def _tune_command(argv) -> None:
     sweep = sweep_from_args(argv)
     frame = run_sweep(sweep)
     if frame is not None:
+        from analysis.tables import markdown_table
+
         print(markdown_table(frame))
         print(f"Results in {sweep.out}/ (tune.json, trials.csv, trials.md, trials.png).")
 

@@ -13,6 +13,7 @@ import pytest
 from analysis import plots
 from experiments import ablate
 from experiments.ablate import AblationConfig, run_ablation, select_rows
+from experiments.study import run_status
 from trainers.config import TrainConfig
 from experiments.ledger import Ledger
 from trainers.train import TrainingDiverged
@@ -235,8 +236,9 @@ def test_a_shared_runs_folder_refuses_a_run_of_another_recipe(tmp_path):
     run = ablate.train_config(config, row, seed=0)
     Path(run.out).mkdir(parents=True)
     ablate.TrainConfig(**{**run.__dict__, "epochs": 5}).save(Path(run.out) / "config.json")
-    with pytest.raises(ValueError, match="holds a run with other settings.*'epochs': \\(5, 1\\)"):
-        ablate.run_status(run, ablate.ledger_of(config))
+    with pytest.raises(ValueError, match="holds a run with a different config.*'epochs': "
+                                         "\\(5, 1\\)"):
+        run_status(run, config.open_ledger())
 
 
 def committed_files(stub_sweep, tmp_path) -> Path:
@@ -295,6 +297,8 @@ def test_runs_recorded_before_the_symmetric_geometry_are_reused_only_with_same_p
     reused = StubTrainer()
     run_ablation(dataclasses.replace(settings, ledger=str(tmp_path / "runs.csv")), reused)
     assert reused.calls == []
-    with pytest.raises(ValueError, match="other settings.*strided_padding"):
+    with pytest.raises(ValueError, match="records resnet8-seed0 trained with strided_padding "
+                                         "'same', but this study asks for 'symmetric'; add "
+                                         "--strided-padding same"):
         run_ablation(dataclasses.replace(settings, ledger=str(tmp_path / "runs.csv"),
                                          strided_padding="symmetric"), StubTrainer())

@@ -1,5 +1,5 @@
-"""experiments.reproduce and experiments.claims: one command per figure, checked before training,
-and each of Jastrzebski et al.'s claims judged from measured tables."""
+"""experiments.reproduce: one command per figure, checked before training, and its claims judged
+into the report (the claims themselves: tests/test_experiments_j18_claims.py)."""
 
 import json
 from pathlib import Path
@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 
 from analysis.callback import recording_callbacks
-from experiments import claims, reproduce
-from experiments.claims import NOT_REPRODUCED, REPRODUCED, UNTESTABLE
+from experiments import reproduce, sharing
 from experiments.reproduce import ReproduceConfig
+from experiments.study import run_status
 from experiments.ledger import Ledger
+from keras_resnets.registry import NETWORKS
+from trainers.config import RECIPES, TrainConfig
 
 
 def never_train(config, callbacks=()):
@@ -44,7 +46,8 @@ def test_cli_exits_2_with_one_line(capsys):
 
 def test_figures_choose_networks_measures_and_scale():
     config = ReproduceConfig(figures=("cosine", "unroll"), width=0.25, blocks=4, epochs=10)
-    assert config.networks == ("j18-resnet110", "j18-single", "j18-avgpool", "j18-wrn")
+    assert config.networks == reproduce.PAPER_NETWORKS == (
+        "j18-resnet110", "j18-single", "j18-avgpool", "j18-wrn")
     assert config.measures("j18-resnet110") == ("cosine", "unroll")
     assert config.measures("j18-single") == ("cosine",)
     assert reproduce.network_overrides(config, "j18-avgpool") == {
@@ -54,8 +57,11 @@ def test_figures_choose_networks_measures_and_scale():
     run = reproduce.train_config(config, "j18-single")
     assert (run.recipe, run.epochs, run.lr_drops) == ("jastrzebski2018-single", 10,
                                                       (0.2, 0.3, 0.4))
-    assert ReproduceConfig(figures=("all",)).reduced() == []
-    assert config.reduced()[0] == "j18-resnet110 filters x 0.25"
+    assert reproduce.reduced_scale(ReproduceConfig(figures=("all",))) == []
+    assert reproduce.reduced_scale(config)[:3] == [
+        "j18-resnet110 filters x 0.25", "j18-single filters x 0.25", "j18-avgpool filters x 0.25"]
+    assert "10 epochs instead of each network's recipe (100 to 300 epochs)" in \
+        reproduce.reduced_scale(config)
     own = ReproduceConfig(figures=("cosine",), width=0.5, width_of={"j18-resnet110": 1.0})
     assert "filters" not in reproduce.network_overrides(own, "j18-resnet110")
     assert reproduce.network_overrides(own, "j18-single") == {"filters": [50]}
@@ -81,7 +87,7 @@ def test_by_default_the_trainer_records_the_training_figure(tmp_path, monkeypatc
         seen.append((config.model, config.record_every, recorder))
         raise Trained
 
-    monkeypatch.setattr(reproduce, "train", train)
+    monkeypatch.setattr("trainers.train.train", train)
     config = ReproduceConfig(figures=("training",), dataset="synthetic", width=0.05, blocks=1,
                              out=str(tmp_path / "out"), runs=str(tmp_path / "runs"))
     with pytest.raises(Trained):
@@ -113,105 +119,6 @@ def test_one_figure_end_to_end_and_nothing_redone(tiny_reproduction):
     again = reproduce.reproduce(config, never_train)  # in the ledger, analysed: nothing redone
     pd.testing.assert_frame_equal(again, table)
     assert (out / "j18-resnet110" / "blocks.csv").stat().st_mtime_ns == analysed
-
-
-# ---------------------------------------------------------------------------------------------
-# Claims, judged from hand-made tables
-
-
-def write_blocks(out: Path, network: str, cosine, l2, drop, accuracy=0.9):
-    rows = [{"split": split, "block": j, "stage": 1, "cosine": c, "l2_ratio": r,
-             "drop_accuracy": d, "intermediate_accuracy": float("nan")}
-            for split in ("train", "test") for j, (c, r, d) in enumerate(zip(cosine, l2, drop))]
-    (out / network).mkdir(parents=True)
-    pd.DataFrame(rows).to_csv(out / network / "blocks.csv", index=False)
-    splits = {split: {"examples": 100, "accuracy": accuracy, "loss": 0.3}
-              for split in ("train", "test")}
-    (out / network / "summary.json").write_text(json.dumps({"splits": splits}))
-
-
-def verdicts(out, figures) -> dict:
-    table = claims.judge(out, figures)
-    return dict(zip(table["claim"], table["verdict"]))
-
-
-def test_block_claims_follow_the_measured_numbers(tmp_path):
-    # a single-representation net as the paper describes it, and a ResNet whose first block
-    # changes the representation as much: the "milder in the ResNet" claim fails
-    write_blocks(tmp_path, "j18-single", cosine=[-0.1, -0.2, -0.3, -0.4],
-                 l2=[2.0, 0.3, 0.2, 0.1], drop=[0.12, 0.85, 0.89, 0.895])
-    write_blocks(tmp_path, "j18-resnet110", cosine=[-0.1, 0.2, -0.3, -0.4],
-                 l2=[3.0, 0.3, 0.2, 0.1], drop=[0.8, 0.85, 0.89, 0.895])
-    found = verdicts(tmp_path, ("cosine", "l2", "drop"))
-    assert found["The cosine loss is negative for all residual blocks"] == NOT_REPRODUCED
-    assert found["... especially for the higher residual blocks"] == REPRODUCED
-    assert found["Single-representation and pooling nets: the first blocks change the "
-                 "representation a lot, later blocks much less"] == REPRODUCED
-    assert found["The effect is milder in the original ResNet and the WRN"] == NOT_REPRODUCED
-    assert found["Dropping one of the first blocks of the single-representation and pooling "
-                 "nets is catastrophic"] == REPRODUCED
-    assert found["... dropping most higher blocks costs little"] == REPRODUCED
-    assert found["Dropping is not drastic anywhere in the original ResNet and the WRN"] == \
-        REPRODUCED
-
-
-def test_claims_of_figures_not_run_are_not_testable(tmp_path):
-    table = claims.judge(tmp_path, ("borderline", "unroll", "sharing", "sharing-ablation"))
-    assert len(table) == 13 and set(table["verdict"]) == {UNTESTABLE}
-
-
-def write_unroll(out: Path, train_loss, test_loss, borderline_accuracy):
-    """Two scales; alpha 0.1 has the smaller training loss after the last step."""
-    rows = []
-    for split, (small, large) in (("train", train_loss), ("test", test_loss)):
-        for alpha, end in ((1.0, large), (0.1, small)):
-            for group, examples in (("borderline", 10), ("correct", 50), ("all", 100)):
-                for step, loss in ((0, 0.5), (1, end)):
-                    accuracy = borderline_accuracy[step] if group == "borderline" else 0.9
-                    rows.append({"split": split, "update": "scaled", "alpha": alpha,
-                                 "group": group, "examples": examples, "step": step,
-                                 "accuracy": accuracy, "loss": loss, "cosine": -0.1})
-    (out / "j18-resnet110").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out / "j18-resnet110" / "unroll.csv", index=False)
-
-
-def test_unrolling_scale_is_chosen_on_the_training_split(tmp_path):
-    write_unroll(tmp_path, train_loss=(0.4, 9.0), test_loss=(0.7, 0.1),
-                 borderline_accuracy=(0.4, 0.5))
-    table = claims.judge(tmp_path, ("unroll",))
-    found = dict(zip(table["claim"], zip(table["verdict"], table["measured"])))
-    verdict, measured = found["Unrolling the last block with a scaled output lowers the "
-                              "training loss slightly"]
-    assert verdict == REPRODUCED and measured.startswith("alpha 0.1:")  # not alpha 1 (test 0.1)
-    assert found["... while the test loss rises"][0] == REPRODUCED
-    assert found["... and borderline test examples become more often correct"][0] == REPRODUCED
-    assert found["The cosine stays negative at every scaled step"][0] == REPRODUCED
-
-
-def write_sharing(out: Path, errors: dict):
-    labels = ["shared (naive)", "shared convs, unshared BN", "unshared baseline",
-              *claims.ABLATIONS]
-    (out / "sharing").mkdir(parents=True)
-    pd.DataFrame({"label": labels, "test_error": [errors[label] for label in labels],
-                  "train_error": [errors[label] - 5 for label in labels]}).to_csv(
-        out / "sharing" / "sharing.csv", index=False)
-
-
-def test_sharing_claims_use_the_noise_margin(tmp_path):
-    write_sharing(tmp_path, {"shared (naive)": 12.0, "shared convs, unshared BN": 9.0,
-                             "unshared baseline": 11.5, claims.ABLATIONS[0]: 11.0,
-                             claims.ABLATIONS[1]: 10.5, claims.ABLATIONS[2]: 10.2})
-    found = verdicts(tmp_path, ("sharing", "sharing-ablation"))
-    assert found["Naive sharing is worse than an unshared net of about the same size"] == \
-        UNTESTABLE  # 0.5 points apart
-    assert found["Unshared BN closes much of the gap"] == REPRODUCED
-    assert found["Every part of unshared BN matters"] == REPRODUCED
-    assert found["Unshared statistics matter most"] == UNTESTABLE  # 0.5 points apart
-    claims.write_claims(tmp_path, claims.judge(tmp_path, ("sharing", "sharing-ablation")),
-                        ["epochs 2"], "CMD")
-    report = (tmp_path / "claims.md").read_text()
-    assert "**Reduced scale**: epochs 2. Full scale: `CMD`" in report
-    assert "2 reproduced, 0 not reproduced, 5 not testable at this scale" in report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,11 +164,9 @@ def test_a_recorded_run_without_its_model_is_refused_before_anything_is_written(
 
 
 def test_a_sharing_ledger_of_other_settings_is_refused_before_anything_is_written(tmp_path):
-    from experiments import sharing
-
     recorded = small(tmp_path, figures=("sharing",), epochs=3)
     experiment = reproduce.sharing_config(recorded)
-    model, overrides = sharing.experiment_runs(experiment)["shared (naive)"]
+    model, overrides = sharing.experiment_runs(experiment)["shared"]
     Ledger(Path(experiment.out) / "runs.csv").record(
         sharing.train_config(experiment, model, overrides), "finished", {"test_error": 50.0})
     before = snapshot(Path(recorded.out))
@@ -276,3 +181,78 @@ def test_the_default_out_is_a_working_folder_not_the_committed_results():
     assert default == ReproduceConfig().out == "sweeps/jastrzebski2018"
     run_sh = Path(__file__).parents[1] / "results" / "jastrzebski2018" / "run.sh"
     assert "--out results/jastrzebski2018 " in run_sh.read_text()
+
+
+def test_the_full_scale_command_names_the_figures_and_fresh_folders():
+    config = ReproduceConfig(figures=("cosine", "sharing"), data_dir="/data", epochs=3,
+                             out="sweeps/j18", runs="sweeps/j18/runs")
+    assert reproduce.full_scale_command(config) == (
+        "python -m experiments.reproduce --figures cosine sharing --dataset cifar10 "
+        "--out sweeps/j18-full --runs sweeps/j18/runs-full --data-dir /data")
+
+
+def test_the_sharing_study_inherits_the_scale_and_geometry(tmp_path):
+    config = small(tmp_path, figures=("sharing",), strided_padding="same", train_size=64)
+    experiment = reproduce.sharing_config(config)
+    assert (experiment.strided_padding, experiment.train_size, experiment.epochs) == (
+        "same", 64, 2)
+    assert experiment.out == str(tmp_path / "out" / "sharing")
+    assert experiment.runs_dir == tmp_path / "runs" / "sharing"
+
+
+def legacy_record(ledger: Ledger, run: TrainConfig) -> None:
+    """Record ``run`` as the committed ledgers do: a config written before runs recorded
+    ``strided_padding`` (so it reads back with Keras's "same" padding)."""
+    old = json.loads(run.to_json())
+    del old["model_overrides"]["strided_padding"]
+    ledger.record(TrainConfig.from_json(json.dumps(old)), "finished", {"test_error": 50.0})
+
+
+def test_a_run_recorded_with_same_padding_is_reused_when_asked_for_same(tmp_path):
+    """The committed reduced-scale runs were trained with "same" padding: run.sh's
+    ``--strided-padding same`` finds them in the ledger (nothing to train)."""
+    config = small(tmp_path, strided_padding="same")
+    run = reproduce.train_config(config, "j18-resnet110")
+    assert run.model_overrides["strided_padding"] == "same"
+    legacy_record(Ledger(Path(config.out) / "runs.csv"), run)
+    status, entry = run_status(run, config.open_ledger())
+    assert (status, entry["test_error"]) == ("finished", 50.0)
+
+
+def test_a_run_recorded_with_same_padding_is_refused_with_the_flag_to_reuse_it(tmp_path):
+    same = small(tmp_path, strided_padding="same")
+    legacy_record(Ledger(Path(same.out) / "runs.csv"),
+                  reproduce.train_config(same, "j18-resnet110"))
+    before = snapshot(Path(same.out))
+    with pytest.raises(ValueError, match="records j18-resnet110-seed0 trained with "
+                                         "strided_padding 'same', but this study asks for "
+                                         "'symmetric'; add --strided-padding same"):
+        reproduce.reproduce(small(tmp_path), never_train)
+    assert snapshot(Path(same.out)) == before
+
+
+def test_the_committed_run_sh_reuses_the_committed_runs():
+    """results/jastrzebski2018/run.sh names the geometry its ledger rows were trained with, and
+    every network and sharing run it asks for is in the committed ledgers (nothing trains)."""
+    root = Path(__file__).parents[1]
+    committed = root / "results" / "jastrzebski2018"
+    assert "--strided-padding same" in (committed / "run.sh").read_text()
+    saved = json.loads((committed / "reproduce_config.json").read_text())
+    config = ReproduceConfig(**{**saved, "figures": tuple(saved["figures"]),
+                                "strided_padding": "same", "out": str(committed),
+                                "runs": str(root / saved["runs"])})
+    for network in config.networks:
+        status, _ = run_status(reproduce.train_config(config, network),
+                                         config.open_ledger())
+        assert status == "finished", network
+    experiment = reproduce.sharing_config(config)
+    for model, overrides in sharing.experiment_runs(experiment).values():
+        status, _ = run_status(sharing.train_config(experiment, model, overrides),
+                                         experiment.open_ledger())
+        assert status == "finished", model
+
+
+def test_each_paper_network_is_a_zoo_network_with_a_recipe_of_its_own():
+    assert set(reproduce.PAPER_NETWORKS) <= set(NETWORKS)
+    assert all(recipe in RECIPES for recipe in reproduce.NETWORK_RECIPES.values())
+    assert len(set(reproduce.NETWORK_RECIPES.values())) == len(reproduce.PAPER_NETWORKS)

@@ -95,7 +95,7 @@ def test_the_best_model_is_saved_and_exported(resumed):
     # The trial's model standardises its raw images itself: the export needs no statistics.
     assert keras_resnets.standardization_of(model) is not None
     manifest = json.loads((saved_model / "assets.extra" / "export.json").read_text())
-    assert manifest["standardized_by"] == "model"
+    assert manifest["mean"] == pytest.approx(list(keras_resnets.standardization_of(model)[0]))
 
 
 def test_resuming_with_another_space_is_refused(resumed):
@@ -162,9 +162,13 @@ def test_the_cli_refuses_a_model_flag(tmp_path, capsys):
     assert code == 2 and "the models come from the search space" in capsys.readouterr().err
 
 
-def test_the_cli_refuses_to_record_iterative_inference(tmp_path, capsys):
+def test_a_sweep_does_not_record_iterative_inference(tmp_path, capsys):
+    """The trainer's flags carry no ``--record-every`` (only ``analysis.record`` measures), and
+    a sweep config that asks to record is refused with the command that does."""
     code = main(["--space", "smoke", "--record-every", "1", "--out", str(tmp_path), *FLAGS])
-    assert code == 2 and "python -m analysis.record" in capsys.readouterr().err
+    assert code == 2 and "unrecognized arguments: --record-every" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="python -m analysis.record"):
+        SweepConfig(space=SPACE, train={**TRAIN, "record_every": 1}, out=str(tmp_path))
 
 
 def test_bundled_spaces_are_valid():

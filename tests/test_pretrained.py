@@ -102,7 +102,7 @@ def test_probabilities_are_the_softmax_of_the_pretrained_logits(preact20, test_i
 
 def test_fine_tuning_the_cifar10_weights_on_a_two_class_task(preact20):
     keras.utils.set_random_seed(0)
-    # The README's example, as is:
+    # The example of docs/pretrained.md, as is:
     # CIFAR-10 weights -> vehicles vs animals: the body loads, the classifier starts fresh.
     model = keras_resnets.build("preact20", weights="cifar10", num_classes=2)
     for name in model.pretrained_layers:  # freeze the pretrained body (or fine-tune it all)

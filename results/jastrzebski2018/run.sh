@@ -7,6 +7,8 @@
 # kept); the analyses on 2,000 examples of each split; sharing on pre-activation ResNet-32 with
 # the top 3 blocks of each stage shared. Runs go to sweeps/ (not committed); re-running skips
 # every network in results/jastrzebski2018/runs.csv and every analysis already made.
+# Trained before the zoo padded strided convs symmetrically: Keras's "same" geometry, which
+# the ledgers' rows record (--strided-padding same reuses them; the default refuses them).
 set -e
 DATA=${DATA:-$HOME/data}
 python -m experiments.reproduce \
@@ -15,4 +17,4 @@ python -m experiments.reproduce \
   --out results/jastrzebski2018 --runs sweeps/jastrzebski2018/runs \
   --width-of j18-single=0.25 j18-avgpool=0.1 j18-wrn=0.1 --blocks 5 \
   --epochs 10 --train-size 5000 --test-size 2000 --limit 2000 \
-  --sharing-depth 32 --sharing-shared 3
+  --sharing-depth 32 --sharing-shared 3 --strided-padding same
