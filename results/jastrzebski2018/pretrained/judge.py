@@ -58,7 +58,7 @@ def main() -> None:
         "`keras_resnets.build(NET, weights=\"cifar10\")` (89.2% and 89.0% test accuracy), "
         "measured on all 10,000 CIFAR-10 test images and 10,000 training images (the first "
         "of epoch 0's shuffled order, seed 0), each judged in the place of the paper's "
-        "original ResNet by the reduced-scale study's claim code (`experiments.claims`); "
+        "original ResNet by the reduced-scale study's claim code (`experiments.j18_claims`); "
         "claims about the other networks are not testable here. Commands: `run.sh`. "
         f"{tally}.\n\n{markdown_table(claims)}\n\n"
         "## Verdicts that differ from the reduced-scale study (`../claims.md`)\n\n"
