@@ -1,7 +1,7 @@
 """Table and training curves of the shipped pretrained weights, from ``runs.csv`` (each run's
 result and full config) and ``history/<run>.csv`` (its per-epoch history).
 
-    python results/pretrained/report.py      # -> the weights table (printed; docs/pretrained.md), curves.png
+    python results/pretrained/report.py   # -> the weights table (printed), curves.png
 """
 
 from pathlib import Path
