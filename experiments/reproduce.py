@@ -32,7 +32,6 @@ reduced-scale results, ``results/jastrzebski2018``, are regenerated only by nami
 folder holds other training settings is refused before anything is written.
 """
 
-
 import argparse
 import functools
 import json

@@ -140,7 +140,7 @@ def run_sweep(sweep: SweepConfig) -> pd.DataFrame | None:
     written = out / f"tune.json.{os.getpid()}"  # the chief and workers may write it at once
     written.write_text(sweep.to_json() + "\n")
     written.replace(out / "tune.json")
-    keras.config.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
+    keras.config.set_dtype_policy(config.dtype_policy)
     hypermodel = ZooHyperModel(space, config, strategy.num_replicas_in_sync)
     tuner = make_tuner(sweep.tuner, hypermodel, out, PROJECT, sweep.max_trials, strategy)
     tuner.search(verbose=1)

@@ -1,5 +1,6 @@
 """``trainers.array_fit``: the any-backend trainer writes its run folder, sizes a budget, resumes
-to the weights of a run never stopped, pads like ``trainers.data`` and trains in bfloat16."""
+to the weights of a run never stopped, pads like ``trainers.data`` and trains in bfloat16 or
+float16."""
 
 import json
 import pickle
@@ -148,16 +149,51 @@ def test_padding_and_standardisation_are_the_tf_pipelines(data_dir):
     assert trainer.get_layer("augment").fill == theirs.mean
 
 
-def test_mixed_precision_computes_in_bfloat16_with_float32_logits(data_dir, tmp_path):
-    config = small_config(data_dir, tmp_path / "bf16", mixed_precision=True, epochs=1)
+@pytest.mark.parametrize("precision, loss_scaled", [("bfloat16", False), ("float16", True)])
+def test_mixed_precision_computes_in_its_dtype_with_float32_logits_and_augmentation(
+        data_dir, tmp_path, precision, loss_scaled):
+    """float16 trains with dynamic loss scaling (its narrow range), bfloat16 without."""
+    config = small_config(data_dir, tmp_path / precision, mixed_precision=precision, epochs=1)
     data = array_fit.load_cifar("cifar10", str(data_dir))
     net, trainer = array_fit.build_for_training(config, data, 2)
     dtypes = {layer.name: layer.compute_dtype for layer in net.layers}
-    assert dtypes["stem_conv1"] == "bfloat16" and dtypes["logits"] == "float32"
+    assert dtypes["stem_conv1"] == precision and dtypes["logits"] == "float32"
     assert trainer.get_layer("augment").compute_dtype == "float32"
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer) is loss_scaled
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     metrics = array_fit.train_arrays(config, data)
-    assert metrics["dtype_policy"] == "mixed_bfloat16" and np.isfinite(metrics["test_loss"])
+    assert metrics["dtype_policy"] == f"mixed_{precision}"
+    assert np.isfinite(metrics["test_loss"])
+
+
+def test_a_float16_run_continues_with_its_loss_scale_to_the_weights_of_a_run_never_stopped(
+        data_dir, tmp_path):
+    data = array_fit.load_cifar("cifar10", str(data_dir))
+    _, trainer = array_fit.build_for_training(
+        small_config(data_dir, "unused", mixed_precision="float16"), data, 2)
+    state = array_state.state_variables(trainer)
+    assert len(array_state.state_variables(trainer)) == len(state)  # one loss scale, not two
+    assert any(v is trainer.optimizer.dynamic_scale for v in state)
+    whole = small_config(data_dir, tmp_path / "whole", mixed_precision="float16", epochs=2)
+    array_fit.train_arrays(whole, data)
+    stopped = small_config(data_dir, tmp_path / "stopped", mixed_precision="float16", epochs=2)
+    assert array_fit.train_arrays(stopped, data, stop_after=0) is None
+    assert array_fit.train_arrays(stopped, data)["iterations"] == 4
+    assert_same_weights(tmp_path / "stopped", tmp_path / "whole")
+
+
+def test_mixed_precision_flag_takes_a_compute_dtype_and_refuses_others(data_dir, tmp_path,
+                                                                        capsys):
+    command = ["--data-dir", str(data_dir), "--out", str(tmp_path / "run")]
+    args = array_fit.make_parser().parse_args([*command, "--mixed-precision", "bfloat16"])
+    assert array_fit.config_from_args(args).mixed_precision == "bfloat16"
+    assert array_fit.config_from_args(array_fit.make_parser().parse_args(command)
+                                      ).mixed_precision is None
+    assert array_fit.main([*command, "--mixed-precision"]) == 2
+    assert "expected one argument" in capsys.readouterr().err
+    assert array_fit.main([*command, "--mixed-precision", "half"]) == 2
+    assert "invalid choice: 'half' (choose from 'float16', 'bfloat16')" in (
+        capsys.readouterr().err)
 
 
 def test_a_run_whose_loss_is_not_finite_stops_as_diverged(data_dir, tmp_path):

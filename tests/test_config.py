@@ -48,6 +48,10 @@ def test_unknown_recipe_strategy_and_bad_values_are_rejected():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="lr_drops"):
         TrainConfig(lr_drops=(0.75, 0.5))
+    for value in ("mixed_float16", "fp16", True):
+        with pytest.raises(ValueError, match=f"Unknown mixed_precision {value!r}; accepted: "
+                                             f"float16, bfloat16, or unset for float32"):
+            TrainConfig(mixed_precision=value)
     assert set(RECIPES) == {"he2016", "jastrzebski2018-resnet", "jastrzebski2018-single",
                             "jastrzebski2018-avgpool", "jastrzebski2018-wrn"}
 
@@ -128,3 +132,21 @@ def test_a_saved_config_that_is_not_a_json_object_is_refused_naming_the_file(
     with pytest.raises(ValueError, match=problem) as raised:
         TrainConfig.load(path)
     assert str(path) in str(raised.value)
+
+
+def test_mixed_precision_names_the_compute_dtype_of_the_models_policy():
+    assert TrainConfig().dtype_policy == "float32"
+    assert TrainConfig(mixed_precision="float16").dtype_policy == "mixed_float16"
+    assert TrainConfig(mixed_precision="bfloat16").dtype_policy == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("saved, read", [(False, None), (True, "float16")])
+def test_a_config_saved_when_mixed_precision_was_a_switch_reads_back_as_its_dtype(
+        tmp_path, saved, read):
+    """``true`` was ``trainers.train``'s mixed_float16; ``false`` float32, so an old ledger row
+    is the same run as a new config left unset."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**json.loads(TrainConfig().to_json()), "mixed_precision": saved}))
+    loaded = TrainConfig.load(path)
+    assert loaded.mixed_precision == read
+    assert loaded.differences(TrainConfig(mixed_precision=read)) == {}

@@ -324,13 +324,14 @@ def test_every_config_field_but_record_every_is_a_flag():
         "--model", "preact110-gate-exclusive", "--dataset", "cifar100", "--epochs", "7",
         "--batch-size", "64", "--learning-rate", "0.05", "--weight-decay", "5e-4",
         "--warmup-iterations", "100", "--lr-drops", "0.3", "0.6", "--no-augment",
-        "--mixed-precision", "--jit-compile", "--no-sync-batchnorm", "--strategy", "mirrored",
+        "--mixed-precision", "bfloat16", "--jit-compile", "--no-sync-batchnorm", "--strategy",
+        "mirrored",
         "--model-overrides", '{"gate_bias": -7}', "--recipe", "he2016", "--seed", "5",
         "--train-size", "1000", "--test-size", "100", "--data-dir", "/data"])
     assert config == TrainConfig(
         model="preact110-gate-exclusive", dataset="cifar100", epochs=7, batch_size=64,
         learning_rate=0.05, weight_decay=5e-4, warmup_iterations=100, lr_drops=(0.3, 0.6),
-        augment=False, mixed_precision=True, jit_compile=True, sync_batchnorm=False,
+        augment=False, mixed_precision="bfloat16", jit_compile=True, sync_batchnorm=False,
         strategy="mirrored", model_overrides={"gate_bias": -7}, seed=5, train_size=1000,
         test_size=100, data_dir="/data", out="runs/preact110-gate-exclusive-cifar100")
     flags = train_lib.make_parser().format_help()
@@ -340,15 +341,28 @@ def test_every_config_field_but_record_every_is_a_flag():
     assert math.isclose(train_lib.config_from_args([]).learning_rate, 0.1)
 
 
-def test_mixed_precision_keeps_float32_logits_and_sync_batchnorm_is_set():
-    config = small("unused", mixed_precision=True)
+def test_mixed_precision_flag_takes_a_compute_dtype_and_refuses_others():
+    assert train_lib.config_from_args(["--mixed-precision", "float16"]).mixed_precision == (
+        "float16")
+    with pytest.raises(ValueError, match="invalid choice: 'half'.*'float16', 'bfloat16'"):
+        train_lib.config_from_args(["--mixed-precision", "half"])
+    assert "--mixed-precision {float16,bfloat16}" in train_lib.make_parser().format_help()
+
+
+@pytest.mark.parametrize("precision, loss_scaled", [("float16", True), ("bfloat16", False)])
+def test_mixed_precision_computes_in_its_dtype_with_float32_logits_and_sync_batchnorm_is_set(
+        precision, loss_scaled):
+    """float16 trains with Keras's dynamic loss scaling (its narrow range), bfloat16 without."""
+    config = small("unused", mixed_precision=precision)
     data = data_lib.Data(None, None, num_classes=10, input_shape=(16, 16, 3), train_examples=1,
                          test_examples=1, mean=(0.0,) * 3, std=(1.0,) * 3)
-    with train_lib._precision(True):
+    with train_lib._precision(config.dtype_policy):
         model = train_lib.build_model(config, data, replicas=2)
+        train_lib.compile_model(model, config, steps_per_epoch=2)
     assert keras.config.dtype_policy().name == "float32"  # restored afterwards
-    assert model.get_layer("stem_conv1").compute_dtype == "float16"
+    assert model.get_layer("stem_conv1").compute_dtype == precision
     assert keras.ops.convert_to_numpy(model(np.zeros((2, 16, 16, 3)))).dtype == np.float32
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) is loss_scaled
     norms = batchnorms(model)
     assert len(norms) > 3 and all(layer.synchronized for layer in norms)
     single = train_lib.build_model(small("unused", sync_batchnorm=True), data, replicas=1)

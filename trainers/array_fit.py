@@ -14,9 +14,9 @@ function of seed and epoch) is replaced atomically, and the same command continu
 to the same weights bit for bit as a run never stopped. ``--stop-after SECONDS`` ends a call at
 an epoch boundary; a kill loses at most the epoch under way. ``--time-budget`` instead picks
 the number of epochs that fits a wall-clock budget from a timed run of the same model (never
-from accuracy), and shortens the recipe keeping its shape. ``--mixed-precision`` computes in
-bfloat16. Writes ``config.json``, ``history.csv``, ``metrics.json`` and ``{model}.weights.h5``
-into ``--out`` when the run finishes, and removes ``resume/``.
+from accuracy), and shortens the recipe keeping its shape. ``--mixed-precision bfloat16`` (or
+``float16``) computes in that dtype. Writes ``config.json``, ``history.csv``, ``metrics.json``
+and ``{model}.weights.h5`` into ``--out`` when the run finishes, and removes ``resume/``.
 
 The command line is parsed before Keras loads (``--help`` and bad flags answer at once): this
 module imports Keras, the zoo and pandas in the functions that train.
@@ -34,11 +34,10 @@ import numpy as np
 
 from trainers import array_state, cli
 from trainers.cifar_files import CIFAR_FILES, find_cifar_files, read_arrays
-from trainers.config import TrainConfig
+from trainers.config import PRECISION_POLICIES, TrainConfig
 
 RECIPE_EPOCHS = 164  # 64k iterations of 390 steps, He et al. 2016
 CALIBRATION_STEPS = 40
-MIXED_POLICY = "mixed_bfloat16"  # float32's range: no loss scaling
 
 
 def load_cifar(dataset: str, data_dir: str, train_size=None, test_size=None) -> dict:
@@ -76,24 +75,22 @@ def steps_per_epoch(data: dict, batch_size: int) -> int:
     return -(-len(data["train"][0]) // batch_size)
 
 
-def dtype_policy(config: TrainConfig) -> str:
-    """The Keras dtype policy of the model: ``mixed_bfloat16`` with ``mixed_precision``."""
-    return MIXED_POLICY if config.mixed_precision else "float32"
-
-
 def build_for_training(config: TrainConfig, data: dict, steps_per_epoch: int):
     """(the zoo model taking raw images, the same model behind ``PadCropFlip``, compiled).
 
-    The augmentation pads with the training mean (``data["mean"]``) and, like the model's
-    standardisation and logits, computes in float32 under mixed precision: it only moves
-    pixels, and bfloat16 would round the mean colour."""
+    The model is built under ``config.dtype_policy``. The augmentation pads with the training
+    mean (``data["mean"]``) and, like the model's standardisation and logits, computes in
+    float32 under mixed precision: it only moves pixels, and bfloat16 or float16 would round
+    the mean colour. float16 trains with dynamic loss scaling (Keras's ``LossScaleOptimizer``,
+    what ``trainers.train``'s compile gives a ``mixed_float16`` model: small gradients would
+    underflow float16's range); bfloat16 has float32's range and needs none."""
     import keras
 
     import keras_resnets
     from keras_resnets.augment import PadCropFlip
 
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype_policy(config))
+    keras.config.set_dtype_policy(config.dtype_policy)
     try:
         net = keras_resnets.build(config.model, num_classes=data["num_classes"],
                                   weight_decay=config.weight_decay,
@@ -101,14 +98,17 @@ def build_for_training(config: TrainConfig, data: dict, steps_per_epoch: int):
                                   **config.model_overrides)
     finally:
         keras.config.set_dtype_policy(previous)
-    if config.mixed_precision:
+    if config.mixed_precision is not None:
         net.get_layer("logits").dtype_policy = "float32"
     images = keras.Input(net.input_shape[1:], name="images")
     augmented = PadCropFlip(seed=config.seed, fill=data["mean"], dtype="float32",
                             name="augment")(images) if config.augment else images
     trainer = keras.Model(images, net(augmented), name=f"{net.name}_training")
-    trainer.compile(optimizer=keras.optimizers.SGD(config.learning_rate_schedule(steps_per_epoch),
-                                                   momentum=config.momentum),
+    optimizer = keras.optimizers.SGD(config.learning_rate_schedule(steps_per_epoch),
+                                     momentum=config.momentum)
+    if config.dtype_policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    trainer.compile(optimizer=optimizer,
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                     steps_per_execution=config.steps_per_execution)
@@ -217,7 +217,7 @@ def finish(config: TrainConfig, data: dict, net, trainer, progress: dict) -> dic
     table = pd.DataFrame(progress["history"])
     table.to_csv(out / "history.csv", index=False, float_format="%.6g")
     metrics = {"model": config.model, "dataset": config.dataset, "backend": keras.backend.backend(),
-               "dtype_policy": dtype_policy(config), "epochs": progress["epoch"],
+               "dtype_policy": config.dtype_policy, "epochs": progress["epoch"],
                "iterations": int(trainer.optimizer.iterations), "test_accuracy": float(accuracy),
                "test_error": 100 * (1 - float(accuracy)), "test_loss": float(loss),
                "diverged": bool(progress.get("diverged")),
@@ -242,8 +242,10 @@ HELP = {"model": "zoo model name (keras_resnets.list_models())",
         "epochs": f"shorten the recipe (default: {RECIPE_EPOCHS})",
         "train_size": "keep the first N training images",
         "test_size": "keep the first N test images",
-        "mixed_precision": f"{MIXED_POLICY} compute; float32 variables, augmentation, "
-                           f"standardisation and logits"}
+        "mixed_precision": "compute dtype: bfloat16 (mixed_bfloat16) or float16 "
+                           "(mixed_float16, dynamic loss scaling); float32 variables, "
+                           "augmentation, standardisation and logits (default: float32 "
+                           "throughout)"}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -251,6 +253,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = cli.Parser(prog="python -m trainers.array_fit", description=__doc__.split("\n\n")[0])
     cli.add_config_flags(parser, TrainConfig, HELP, only=FLAGS,
                          custom={"dataset": {"choices": list(CIFAR_FILES)},
+                                 "mixed_precision": {"choices": list(PRECISION_POLICIES)},
                                  "data_dir": {"required": True}, "out": {"required": True}})
     parser.add_argument("--time-budget", type=float,
                         help="seconds: choose the epochs that fit (instead of --epochs)")

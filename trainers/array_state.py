@@ -26,8 +26,10 @@ POINTER = "state.json"
 
 def state_variables(trainer) -> list:
     """Every variable whose value a resumed run needs, in a fixed order: the model's (its
-    seed generators' states included) then the optimizer's (built if it is not yet)."""
-    trainer.optimizer.build(trainer.trainable_variables)
+    seed generators' states included) then the optimizer's (built if it is not yet: building
+    Keras's ``LossScaleOptimizer`` again would add a second loss scale)."""
+    if not trainer.optimizer.built:
+        trainer.optimizer.build(trainer.trainable_variables)
     return [*trainer.variables, *trainer.optimizer.variables]
 
 

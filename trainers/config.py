@@ -56,6 +56,12 @@ RECIPES = {
     "jastrzebski2018-wrn": jastrzebski2018(100, {60: 0.02}, weight_decay=5e-4),  # j18-wrn
 }
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+# mixed_precision: the compute dtype -> the Keras dtype policy of the model (variables stay
+# float32). float16 needs loss scaling (its narrow range underflows small gradients), bfloat16
+# has float32's range and needs none. Unset: float32 throughout.
+PRECISION_POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+# What a config saved when mixed_precision was a switch meant by it: trainers.train's float16.
+LEGACY_PRECISIONS = {False: None, True: "float16"}
 # Where a run's files lie, not what it computes: a run folder moved or cloned elsewhere, or
 # reading the same data from another folder, is still the same run.
 LOCATION_FIELDS = ("out", "data_dir")
@@ -96,7 +102,7 @@ class TrainConfig(JsonConfig):
     warmup_learning_rate: float = 0.01
     augment: bool = True
     strategy: str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: str | None = None  # compute dtype (PRECISION_POLICIES); None: float32
     jit_compile: bool = False
     steps_per_execution: int = 1  # training steps per compiled call (fewer host round trips)
     fused_batchnorm: bool = True  # TensorFlow's fused BN kernel while training (trainers.fused)
@@ -125,6 +131,9 @@ class TrainConfig(JsonConfig):
         if self.strategy not in STRATEGIES:
             raise ValueError(
                 f"Unknown strategy {self.strategy!r}; accepted: {', '.join(STRATEGIES)}.")
+        if self.mixed_precision is not None and self.mixed_precision not in PRECISION_POLICIES:
+            raise ValueError(f"Unknown mixed_precision {self.mixed_precision!r}; accepted: "
+                             f"{', '.join(PRECISION_POLICIES)}, or unset for float32.")
         if not isinstance(self.model_overrides, dict):
             raise ValueError(f"model_overrides must be a JSON object such as "
                              f"'{{\"gate_bias\": -7}}'; got {self.model_overrides!r}.")
@@ -186,14 +195,24 @@ class TrainConfig(JsonConfig):
                 for name in self.__dataclass_fields__
                 if name not in ignored and getattr(self, name) != getattr(other, name)}
 
+    @property
+    def dtype_policy(self) -> str:
+        """The Keras dtype policy the model is built under: ``mixed_float16``,
+        ``mixed_bfloat16`` or ``float32``."""
+        return PRECISION_POLICIES.get(self.mixed_precision, "float32")
+
     @classmethod
     def upgrade(cls, data: dict) -> dict:
         """A config whose ``model_overrides`` lack ``strided_padding`` was written before runs
         recorded it and trained with Keras's ``"same"`` padding: it reads back with
-        ``strided_padding="same"``."""
+        ``strided_padding="same"``. One whose ``mixed_precision`` is ``true``/``false`` was
+        written when it was a switch: it reads back as ``"float16"`` (what ``trainers.train``
+        computed in) or unset (float32)."""
         if isinstance(data.get("model_overrides"), dict):
             data = {**data, "model_overrides": {"strided_padding": UNRECORDED_STRIDED_PADDING,
                                                 **data["model_overrides"]}}
+        if isinstance(data.get("mixed_precision"), bool):
+            data = {**data, "mixed_precision": LEGACY_PRECISIONS[data["mixed_precision"]]}
         return data
 
     @classmethod

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainers import cli, compat, locks
-from trainers.config import RECIPES, TrainConfig
+from trainers.config import PRECISION_POLICIES, RECIPES, TrainConfig
 from trainers.files import check_writable_folder
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ FLAG_HELP = {
     "warmup_iterations": "iterations at --warmup-learning-rate (default: 400 of 64k, the same "
                          "fraction of a recipe shortened by --epochs or --iterations)",
     "strategy": "auto | default | mirrored | multiworker (TF_CONFIG)",
-    "mixed_precision": "mixed_float16 compute, float32 logits",
+    "mixed_precision": "compute dtype: float16 (mixed_float16, dynamic loss scaling) or "
+                       "bfloat16 (mixed_bfloat16); float32 variables and logits "
+                       "(default: float32 throughout)",
     "jit_compile": "XLA-compile the train step",
     "fused_batchnorm": "TensorFlow's fused batch-norm kernel while training (same results to "
                        "float32 rounding; +32%% on a CPU)",
@@ -100,9 +102,9 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
 def build_model(config: TrainConfig, data: Data, replicas: int = 1):
     """The zoo model for the dataset's classes and image shape, with the recipe's weight decay,
     starting with the training split's standardisation: it takes the pipeline's raw images, and
-    so do ``final.keras`` and its SavedModel. Under mixed precision the logits layer computes
-    in float32 (a stable softmax). With ``sync_batchnorm`` and several replicas every BN layer
-    computes its statistics over the global batch."""
+    so do ``final.keras`` and its SavedModel. Under mixed precision (float16 or bfloat16) the
+    logits layer computes in float32 (a stable softmax). With ``sync_batchnorm`` and several
+    replicas every BN layer computes its statistics over the global batch."""
     import keras_resnets
 
     model = keras_resnets.build(config.model, num_classes=data.num_classes,
@@ -110,7 +112,7 @@ def build_model(config: TrainConfig, data: Data, replicas: int = 1):
                                 standardize=(data.mean, data.std),
                                 sync_batchnorm=config.sync_batchnorm and replicas > 1,
                                 **config.model_overrides)
-    if config.mixed_precision:
+    if config.mixed_precision is not None:
         model.get_layer("logits").dtype_policy = "float32"
     return model
 
@@ -247,7 +249,7 @@ def train(config: TrainConfig, callbacks=(), recorder=None) -> dict:
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load_data(config, source)
     steps = data.steps_per_epoch(config.batch_size)
-    with _precision(config.mixed_precision):
+    with _precision(config.dtype_policy):
         with strategy.scope():
             model = build_model(config, data, strategy.num_replicas_in_sync)
             load_initial_weights(model, config.init_from)
@@ -325,12 +327,14 @@ def check_same_run(config: TrainConfig, run_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _precision(mixed: bool):
-    """The global dtype policy for building the model: mixed_float16 or float32, restored."""
+def _precision(policy: str):
+    """The global dtype policy for building the model (``TrainConfig.dtype_policy``), restored
+    afterwards. A model built under ``mixed_float16`` gets Keras's dynamic loss scaling when
+    compiled (``LossScaleOptimizer``); ``mixed_bfloat16`` has float32's range and none."""
     import keras
 
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+    keras.config.set_dtype_policy(policy)
     try:
         yield
     finally:
@@ -428,6 +432,7 @@ def add_train_flags(parser: argparse.ArgumentParser, skip=(), recording: bool = 
     skip = (*skip, *(() if recording else ("record_every",)))
     cli.add_config_flags(parser, TrainConfig, FLAG_HELP, skip=skip, suppress_defaults=True,
                          custom={"recipe": {"choices": list(RECIPES)},
+                                 "mixed_precision": {"choices": list(PRECISION_POLICIES)},
                                  "out": {"help": "run folder (default: runs/{model}-{dataset})"}})
 
 

@@ -2,9 +2,9 @@
 
     python results/fullscale/bfloat16/report.py /tmp/fs_bf16
 
-The question: does ``trainers.array_fit --mixed-precision`` train to the accuracy of float32?
-The answer is judged against the noise of the same setting: the difference between the two
-precisions' mean test accuracy beside the spread between seeds within each precision.
+The question: does ``trainers.array_fit --mixed-precision bfloat16`` train to the accuracy of
+float32? The answer is judged against the noise of the same setting: the difference between the
+two precisions' mean test accuracy beside the spread between seeds within each precision.
 """
 
 import json

@@ -9,8 +9,8 @@ DATA=${DATA:-/tmp/fs_cifar}
 RUNS=${RUNS:-/tmp/fs_bf16}
 for SEED in 0 1; do
   for PRECISION in float32 bfloat16; do
-    FLAG=--no-mixed-precision
-    [ "$PRECISION" = bfloat16 ] && FLAG=--mixed-precision
+    FLAG=
+    [ "$PRECISION" = bfloat16 ] && FLAG="--mixed-precision bfloat16"
     KERAS_BACKEND=jax python -m trainers.array_fit --model resnet8 --data-dir "$DATA" \
       --train-size 5000 --test-size 5000 --epochs 3 --seed "$SEED" $FLAG \
       --out "$RUNS/resnet8-$PRECISION-seed$SEED"
