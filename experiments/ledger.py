@@ -72,24 +72,12 @@ class Ledger:
     def lookup(self, run_config: TrainConfig) -> dict | None:
         """The recorded result of ``run_config`` (``outcome``, ``test_error``, ``parameters``, ...)
         or None. Raises ``ValueError`` when the ledger holds that run with other settings."""
-        found = self._find(run_config)
-        if found is None:
-            return None
-        entry, recorded = found
-        changed = recorded.differences(run_config)
-        if changed:
-            raise ValueError(f"{self.path} records {entry['run']} with other settings (recorded, "
-                             f"now): {changed}; use another --ledger.")
-        return entry
+        found = self.find(run_config)
+        return None if found is None else self.same_run(run_config, *found)
 
-    def recorded_config(self, run_config: TrainConfig) -> TrainConfig | None:
-        """The config the ledger records under ``run_config``'s name (whatever its settings),
-        or None: what a refusal of ``lookup`` can be explained from."""
-        found = self._find(run_config)
-        return None if found is None else found[1]
-
-    def _find(self, run_config: TrainConfig) -> tuple[dict, TrainConfig] | None:
-        """The row named as ``run_config`` and the config it records, or None."""
+    def find(self, run_config: TrainConfig) -> tuple[dict, TrainConfig] | None:
+        """The row named as ``run_config`` and the config it records (whatever its settings),
+        or None: what a refusal can be explained from."""
         rows = self.rows()
         match = rows[rows["run"] == run_name(run_config)]
         if match.empty:
@@ -97,6 +85,15 @@ class Ledger:
         entry = match.iloc[0].to_dict()
         return entry, TrainConfig.from_json(
             entry["config"], source=f"{self.path}, line {match.index[0] + 2}, column config")
+
+    def same_run(self, run_config: TrainConfig, entry: dict, recorded: TrainConfig) -> dict:
+        """``entry``, the row ``find`` gave for ``run_config``, when the config it records
+        (``recorded``) is ``run_config``'s; else a ``ValueError`` listing what differs."""
+        changed = recorded.differences(run_config)
+        if changed:
+            raise ValueError(f"{self.path} records {entry['run']} with other settings (recorded, "
+                             f"now): {changed}; use another --ledger.")
+        return entry
 
     def record(self, run_config: TrainConfig, outcome: str, metrics: dict) -> None:
         """Add (or replace) the row of ``run_config`` and copy its ``history.csv``, if any.

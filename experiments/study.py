@@ -119,19 +119,20 @@ class StudyConfig(JsonConfig):
 
 
 def recorded(run_config: TrainConfig, ledger: Ledger) -> dict | None:
-    """The ledger's row of ``run_config``, or None. A row of another config is refused
-    (``Ledger.lookup``); one recorded with the other strided-conv geometry says which
-    ``--strided-padding`` reuses it."""
-    saved = ledger.recorded_config(run_config)
-    if saved is None:
+    """The ledger's row of ``run_config``, or None, from one read of the ledger. A row of
+    another config is refused (``Ledger.same_run``); one recorded with the other strided-conv
+    geometry says which ``--strided-padding`` reuses it."""
+    found = ledger.find(run_config)
+    if found is None:
         return None
+    entry, saved = found
     then, now = (config.model_overrides.get("strided_padding") for config in (saved, run_config))
     if then != now:
         raise ValueError(
             f"{ledger.path} records {run_name(run_config)} trained with strided_padding "
             f"{then!r}, but this study asks for {now!r}; add --strided-padding {then} to reuse "
             f"it (and every run recorded with it), or use another --ledger.")
-    return ledger.lookup(run_config)
+    return ledger.same_run(run_config, entry, saved)
 
 
 def run_status(run_config: TrainConfig, ledger: Ledger) -> tuple[str, dict]:
