@@ -81,8 +81,8 @@ SHARING_FIGURES = ("sharing", "sharing-ablation")
 PAPER_DATASETS = ("cifar10",)
 PAPER_LENGTH = "each network's recipe (100 to 300 epochs)"
 PAPER_SHARING = (110, 13)  # depth and shared units per stage of the sharing nets
-# Unrolling (Fig. 7): the paper's scale is not given, so every scale and both updates.
-UNROLL_ALPHAS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+# Unrolling (Fig. 7): the paper's scale is not given, so every scale analysis sweeps by default
+# (analysis.options.DEFAULT_ALPHAS) and both updates.
 UNROLL_UPDATES = ("scaled", "norm")
 
 
@@ -206,13 +206,13 @@ def full_scale_command(config: ReproduceConfig) -> str:
 def analysis_settings(config: ReproduceConfig, network: str) -> dict:
     """``analysis.run``'s settings for ``network`` (both splits, the measures of its figures),
     as ``analysis_config.json`` records them; no measures: nothing to analyse."""
-    from analysis.options import DEFAULT_STEPS
+    from analysis.options import DEFAULT_ALPHAS, DEFAULT_STEPS
 
     measures = config.measures(network)
     if not measures:
         return {}
     return {"split": "both", "measures": ",".join(measures), "limit": config.limit,
-            "batch_size": None, "alphas": list(UNROLL_ALPHAS), "steps": DEFAULT_STEPS,
+            "batch_size": None, "alphas": list(DEFAULT_ALPHAS), "steps": DEFAULT_STEPS,
             "updates": list(UNROLL_UPDATES), "last_blocks": None}
 
 
