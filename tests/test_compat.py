@@ -4,9 +4,9 @@ each of its workarounds is guarded by the versions and the upstream report it na
 The rule, checked on the source (``private_uses``): outside ``trainers/compat.py`` no
 code reads or sets an attribute whose name starts with one underscore (``x._name``, or
 ``getattr(x, "_name")`` and its kin), except on ``self`` or ``cls`` (the project's own
-classes) or on a name imported from this project (``train_lib._precision``), and a namedtuple's own
-methods (``_replace``, ``_fields``...); and no code imports ``keras.src``, ``keras_tuner.src``
-or ``tensorflow.python``. Dunder names (``__class__``) are public Python.
+classes) or on a name imported from this project (``train_lib._finished_run``), and a
+namedtuple's own methods (``_replace``, ``_fields``...); and no code imports ``keras.src``,
+``keras_tuner.src`` or ``tensorflow.python``. Dunder names (``__class__``) are public Python.
 """
 
 import ast
@@ -144,8 +144,8 @@ def test_the_checker_finds_private_api(source):
     "cls._registry",
     "parts._replace(residual=0)",
     "row._fields",
-    "from trainers import train as train_lib\ntrain_lib._precision('mixed_float16')",
-    "import trainers.train\ntrainers.train._precision",
+    "from trainers import train as train_lib\ntrain_lib._finished_run(config, run_dir, True)",
+    "import trainers.train\ntrainers.train._finished_run",
     "x.__class__.__name__",
     "getattr(weight.value, 'values', ())",
     "from keras import layers\nimport keras_tuner",

@@ -356,7 +356,7 @@ def test_mixed_precision_computes_in_its_dtype_with_float32_logits_and_sync_batc
     config = small("unused", mixed_precision=precision)
     data = data_lib.Data(None, None, num_classes=10, input_shape=(16, 16, 3), train_examples=1,
                          test_examples=1, mean=(0.0,) * 3, std=(1.0,) * 3)
-    with train_lib._precision(config.dtype_policy):
+    with train_lib.dtype_policy(config.dtype_policy):
         model = train_lib.build_model(config, data, replicas=2)
         train_lib.compile_model(model, config, steps_per_epoch=2)
     assert keras.config.dtype_policy().name == "float32"  # restored afterwards

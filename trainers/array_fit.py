@@ -35,6 +35,7 @@ import numpy as np
 from trainers import array_state, cli
 from trainers.cifar_files import CIFAR_FILES, find_cifar_files, read_arrays
 from trainers.config import PRECISION_POLICIES, TrainConfig
+from trainers.train import dtype_policy
 
 RECIPE_EPOCHS = 164  # 64k iterations of 390 steps, He et al. 2016
 CALIBRATION_STEPS = 40
@@ -89,15 +90,11 @@ def build_for_training(config: TrainConfig, data: dict, steps_per_epoch: int):
     import keras_resnets
     from keras_resnets.augment import PadCropFlip
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.dtype_policy)
-    try:
+    with dtype_policy(config.dtype_policy):
         net = keras_resnets.build(config.model, num_classes=data["num_classes"],
                                   weight_decay=config.weight_decay,
                                   standardize=(data["mean"], data["std"]),
                                   **config.model_overrides)
-    finally:
-        keras.config.set_dtype_policy(previous)
     if config.mixed_precision is not None:
         net.get_layer("logits").dtype_policy = "float32"
     images = keras.Input(net.input_shape[1:], name="images")

@@ -249,7 +249,7 @@ def train(config: TrainConfig, callbacks=(), recorder=None) -> dict:
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load_data(config, source)
     steps = data.steps_per_epoch(config.batch_size)
-    with _precision(config.dtype_policy):
+    with dtype_policy(config.dtype_policy):
         with strategy.scope():
             model = build_model(config, data, strategy.num_replicas_in_sync)
             load_initial_weights(model, config.init_from)
@@ -327,7 +327,7 @@ def check_same_run(config: TrainConfig, run_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _precision(policy: str):
+def dtype_policy(policy: str):
     """The global dtype policy for building the model (``TrainConfig.dtype_policy``), restored
     afterwards. A model built under ``mixed_float16`` gets Keras's dynamic loss scaling when
     compiled (``LossScaleOptimizer``); ``mixed_bfloat16`` has float32's range and none."""
